@@ -1,0 +1,108 @@
+"""create_tracker and auto_track."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from .base import ExperimentTracker
+
+#: Backend name -> (module, class). Modules are imported only when that backend is created,
+#: and a backend module imports its SDK only in its constructor.
+BACKENDS: dict[str, tuple[str, str]] = {
+    "local": ("pytest_insidellms.experiment_tracking.local", "LocalFileTracker"),
+    "mlflow": ("pytest_insidellms.experiment_tracking.mlflow", "MLflowTracker"),
+    "wandb": ("pytest_insidellms.experiment_tracking.wandb", "WandBTracker"),
+    "tensorboard": ("pytest_insidellms.experiment_tracking.tensorboard", "TensorBoardTracker"),
+}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def create_tracker(backend: str = "local", **kwargs: Any) -> ExperimentTracker[Any]:
+    """Create a tracker by backend name; ``kwargs`` go to its constructor.
+
+    Raises ValueError for an unknown name (listing the valid ones) and ImportError naming the
+    extra to install when the backend's SDK is missing.
+    """
+    try:
+        module_name, class_name = BACKENDS[backend]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown tracking backend {backend!r}; valid backends: {', '.join(BACKENDS)}"
+        ) from None
+    cls = getattr(importlib.import_module(module_name), class_name)
+    tracker: ExperimentTracker[Any] = cls(**kwargs)
+    return tracker
+
+
+def auto_track(tracker: ExperimentTracker[Any], experiment_name: str | None = None) -> Callable[[F], F]:
+    """Decorate a function so that each call is its own run.
+
+    The run is named ``experiment_name`` or the function's name (the local backend adds a
+    suffix instead of overwriting an earlier call's run). A returned mapping has its numeric
+    values (not bools) logged as metrics; a returned ExperimentResult is logged with
+    ``log_experiment_result``. An exception ends the run ``failed`` and propagates; a
+    KeyboardInterrupt ends it ``killed``. The signature is kept, so pytest still injects
+    fixtures into a decorated test, and ``async def`` functions are awaited inside the run.
+    """
+
+    def decorate(func: F) -> F:
+        name = experiment_name or func.__name__
+
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                run_id = tracker.start_run(run_name=name)
+                with _ending(tracker, run_id):
+                    result = await func(*args, **kwargs)
+                    _log_return(tracker, result, run_id)
+                return result
+
+            return run_async  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def run_sync(*args: Any, **kwargs: Any) -> Any:
+            run_id = tracker.start_run(run_name=name)
+            with _ending(tracker, run_id):
+                result = func(*args, **kwargs)
+                _log_return(tracker, result, run_id)
+            return result
+
+        return run_sync  # type: ignore[return-value]
+
+    return decorate
+
+
+class _ending:
+    """Ends ``run_id`` finished, failed (Exception) or killed (any other BaseException)."""
+
+    def __init__(self, tracker: ExperimentTracker[Any], run_id: str) -> None:
+        self.tracker, self.run_id = tracker, run_id
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: Any) -> None:
+        if exc_type is None:
+            status = "finished"
+        else:
+            status = "failed" if issubclass(exc_type, Exception) else "killed"
+        self.tracker.end_run(status, run_id=self.run_id)
+
+
+def _log_return(tracker: ExperimentTracker[Any], result: Any, run_id: str) -> None:
+    if isinstance(result, Mapping):
+        numbers = {
+            str(k): float(v)
+            for k, v in result.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+        if numbers:
+            tracker.log_metrics(numbers, run_id=run_id)
+    elif hasattr(result, "results") and hasattr(result, "probe_name"):
+        tracker.log_experiment_result(result, run_id=run_id)

@@ -1,0 +1,98 @@
+"""Secret redaction for params, tags and notes.
+
+A param is redacted whole when its *name* looks like a secret (``api_key``, ``OPENAI_API_KEY``,
+``auth_token``, ``password``, ``Authorization`` ...). In every string value, substrings that look
+like a credential (provider key formats, bearer tokens, JWTs, URLs with a password) are
+replaced. Metrics are numbers and are never redacted. Extra patterns come from
+``TrackingConfig.redact_patterns``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import TrackingConfig
+
+REDACTED = "***REDACTED***"
+
+#: Name fragments that mark a secret, matched against the name with separators removed.
+_SECRET_NAME = re.compile(
+    r"apikey|secret|password|passwd|passphrase|authorization|accesskey|privatekey|credential"
+    r"|sessionkey|clientkey|bearer|cookie",
+)
+#: Whole words (split on separators and camelCase) that mark a secret.
+_SECRET_WORDS = frozenset({"token", "auth", "pwd", "pat", "dsn", "key"})
+#: Words that look secret-ish but name ordinary settings (``max_tokens`` has "tokens").
+_KEY_NEUTRAL = frozenset({"sort", "primary", "foreign", "cache", "partition", "hot", "dict", "group"})
+
+_SECRET_VALUES = (
+    r"sk-(?:proj-|ant-)?[A-Za-z0-9_\-]{16,}",  # OpenAI, Anthropic
+    r"gh[pousr]_[A-Za-z0-9]{20,}",  # GitHub
+    r"github_pat_[A-Za-z0-9_]{20,}",
+    r"glpat-[A-Za-z0-9_\-]{20,}",  # GitLab
+    r"xox[abposr]-[A-Za-z0-9\-]{10,}",  # Slack
+    r"(?:AKIA|ASIA)[0-9A-Z]{16}",  # AWS access key id
+    r"AIza[0-9A-Za-z_\-]{35}",  # Google
+    r"hf_[A-Za-z0-9]{20,}",  # Hugging Face
+    r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",  # JWT
+    r"(?i:bearer|basic)\s+[A-Za-z0-9._~+/\-]{12,}=*",  # Authorization header values
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
+)
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s:@]+:)[^/\s@]+(?P<at>@)")
+
+
+def is_secret_name(name: str) -> bool:
+    squashed = re.sub(r"[^a-z0-9]", "", name.lower())
+    if _SECRET_NAME.search(squashed):
+        return True
+    words = {w.lower() for w in re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", name)}
+    hits = words & _SECRET_WORDS
+    if hits == {"key"}:
+        # "key" alone is too common (sort_key, cache_key); it counts only beside a provider-ish
+        # word such as "openai_key" or "hf_key", never beside a neutral one.
+        return not (words & _KEY_NEUTRAL) and len(words) > 1
+    return bool(hits)
+
+
+@lru_cache(maxsize=32)
+def _value_pattern(extra: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for p in (*_SECRET_VALUES, *extra)))
+
+
+def redact_text(text: str, extra_patterns: Iterable[str] = ()) -> str:
+    """Replace credential-looking substrings of ``text``."""
+    text = _URL_PASSWORD.sub(rf"\g<scheme>{REDACTED}\g<at>", text)
+    return _value_pattern(tuple(extra_patterns)).sub(REDACTED, text)
+
+
+def redact_value(value: Any, extra_patterns: Iterable[str] = ()) -> Any:
+    """Redact every string inside plain JSON data, keys that name secrets included."""
+    extra = tuple(extra_patterns)
+    if isinstance(value, str):
+        return redact_text(value, extra)
+    if isinstance(value, list):
+        return [redact_value(v, extra) for v in value]
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if is_secret_name(k) and v not in (None, "") else redact_value(v, extra)
+            for k, v in value.items()
+        }
+    return value
+
+
+def redact_params(params: dict[str, Any], extra_patterns: Iterable[str] = ()) -> dict[str, Any]:
+    return redact_value(params, extra_patterns)  # type: ignore[no-any-return]
+
+
+def redact_config(config: TrackingConfig) -> TrackingConfig:
+    extra = tuple(config.redact_patterns)
+    return dataclasses.replace(
+        config,
+        tags=[redact_text(t, extra) for t in config.tags],
+        notes=None if config.notes is None else redact_text(config.notes, extra),
+    )

@@ -1,0 +1,117 @@
+"""What ``log_experiment_result`` logs, computed from any object shaped like an ExperimentResult."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+_SCORE_FIELDS = ("accuracy", "precision", "recall", "f1_score", "mean_latency_ms", "total_tokens",
+                 "error_rate")
+_STATUS_COUNTS = {
+    "success": "success_count",
+    "error": "error_count",
+    "timeout": "timeout_count",
+    "rate_limited": "rate_limited_count",
+    "skipped": "skipped_count",
+}
+
+
+def flatten_experiment_result(result: Any, prefix: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return ``(metrics, params)`` for ``result``, every name prefixed with ``prefix`` as given.
+
+    Metrics: success_rate, total_count and one count per status (success, error, timeout,
+    rate_limited, skipped), the score fields that are set, numeric ``custom_metrics`` and
+    duration_seconds when both timestamps exist. Params: experiment_id, model_name,
+    model_provider, model_id, probe_name, probe_category and non-numeric ``custom_metrics``.
+    Everything is checked before anything is returned: a wrong-typed field raises TypeError
+    naming it.
+    """
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a string, got {type(prefix).__name__}")
+    statuses = _statuses(result)
+    counts = dict.fromkeys(_STATUS_COUNTS.values(), 0)
+    for status in statuses:
+        if status in _STATUS_COUNTS:
+            counts[_STATUS_COUNTS[status]] += 1
+    total = len(statuses)
+    metrics: dict[str, Any] = {
+        "success_rate": counts["success_count"] / total if total else 0.0,
+        "total_count": float(total),
+        **{name: float(n) for name, n in counts.items()},
+    }
+    params: dict[str, Any] = {}
+
+    score = getattr(result, "score", None)
+    if score is not None:
+        custom = getattr(score, "custom_metrics", None) or {}
+        if not isinstance(custom, dict):
+            raise TypeError(f"score.custom_metrics must be a dict, got {type(custom).__name__}")
+        for name, value in custom.items():
+            if _is_number(value):
+                metrics[str(name)] = float(value)
+            elif value is not None:
+                params[str(name)] = value
+        for name in _SCORE_FIELDS:
+            value = getattr(score, name, None)
+            if value is None:
+                continue
+            if not _is_number(value):
+                raise TypeError(f"score.{name} must be a number or None, got {value!r}")
+            metrics[name] = float(value)
+
+    duration = _duration(result)
+    if duration is not None:
+        metrics["duration_seconds"] = duration
+
+    model = getattr(result, "model_info", None)
+    category = getattr(result, "probe_category", None)
+    for name, value in (
+        ("experiment_id", getattr(result, "experiment_id", None)),
+        ("model_name", getattr(model, "name", None)),
+        ("model_provider", getattr(model, "provider", None)),
+        ("model_id", getattr(model, "model_id", None)),
+        ("probe_name", getattr(result, "probe_name", None)),
+        ("probe_category", getattr(category, "value", category)),
+    ):
+        if value is not None:
+            params[name] = value
+
+    return (
+        {f"{prefix}{k}": v for k, v in metrics.items()},
+        {f"{prefix}{k}": v for k, v in params.items()},
+    )
+
+
+def _statuses(result: Any) -> list[str]:
+    results = getattr(result, "results", None)
+    if results is None:
+        raise TypeError(
+            f"{type(result).__name__} has no 'results'; expected an ExperimentResult-like object"
+        )
+    if isinstance(results, (str, bytes)) or not hasattr(results, "__iter__"):
+        raise TypeError(f"results must be a list of ProbeResult, got {type(results).__name__}")
+    statuses = []
+    for index, item in enumerate(results):
+        status = getattr(item, "status", None)
+        value = getattr(status, "value", status)
+        if not isinstance(value, str):
+            raise TypeError(f"results[{index}].status must be a ResultStatus, got {status!r}")
+        statuses.append(value.lower())
+    return statuses
+
+
+def _duration(result: Any) -> float | None:
+    started = getattr(result, "started_at", None)
+    completed = getattr(result, "completed_at", None)
+    if started is None or completed is None:
+        return None
+    try:
+        return float((completed - started).total_seconds())
+    except (TypeError, AttributeError):
+        raise TypeError(
+            f"started_at/completed_at must be datetimes, got {started!r} and {completed!r}"
+        ) from None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)

@@ -1,0 +1,1 @@
+"""The pytest plugin (entry point ``insidellms``). Lands with the plugin issue."""
