@@ -184,26 +184,35 @@ def to_jsonable(value: Any) -> Any:
     """Return ``value`` as plain JSON data (dict, list, str, int, float, bool or None).
 
     Enums become their value, datetimes ISO strings, dataclasses dicts, sets sorted lists,
-    bytes are decoded (undecodable bytes replaced) and anything else becomes ``str(value)``.
-    Floats stay floats, NaN and infinities included; the writer decides how to spell them.
+    bytes are decoded (undecodable bytes replaced), numpy-style scalars Python numbers and
+    anything else ``str(value)`` (or ``repr``, or ``<TypeName>`` if those fail too). A
+    container that contains itself is cut at the repeat with ``"<cycle>"``. Floats stay floats,
+    NaN and infinities included; the writer decides how to spell them.
     """
+    return _jsonable(value, set())
+
+
+def _jsonable(value: Any, path: set[int]) -> Any:
     if value is None or isinstance(value, (str, bool, int)):
         return value
     if isinstance(value, float):
-        return value
+        return float(value)  # numpy.float64 is a float subclass; hand out the plain type
     if isinstance(value, enum.Enum):
-        return to_jsonable(value.value)
+        return _jsonable(value.value, path)
     if isinstance(value, (datetime, date)):
         return value.isoformat()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, (set, frozenset)):
-        items = [to_jsonable(v) for v in value]
-        return sorted(items, key=lambda v: (type(v).__name__, str(v)))
+    is_container = (
+        (dataclasses.is_dataclass(value) and not isinstance(value, type))
+        or isinstance(value, (Mapping, list, tuple, set, frozenset))
+    )
+    if is_container:
+        if id(value) in path:
+            return "<cycle>"
+        path.add(id(value))
+        try:
+            return _container(value, path)
+        finally:
+            path.discard(id(value))
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     if isinstance(value, PurePath):
@@ -211,7 +220,29 @@ def to_jsonable(value: Any) -> Any:
     number = _as_number(value)
     if number is not None:
         return number
-    return str(value)
+    return _text(value)
+
+
+def _container(value: Any, path: set[int]) -> Any:
+    if isinstance(value, Mapping):
+        return {_text(k) if not isinstance(k, str) else k: _jsonable(v, path)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, path) for v in value]
+    if isinstance(value, (set, frozenset)):
+        items = [_jsonable(v, path) for v in value]
+        return sorted(items, key=lambda v: (type(v).__name__, str(v)))
+    return {f.name: _jsonable(getattr(value, f.name), path) for f in dataclasses.fields(value)}
+
+
+def _text(value: Any) -> str:
+    """``str(value)``, falling back to ``repr`` and then the type name: never raises."""
+    for spell in (str, repr):
+        try:
+            return spell(value)
+        except Exception:
+            continue
+    return f"<{type(value).__name__}>"
 
 
 def _as_number(value: Any) -> int | float | None:

@@ -129,6 +129,8 @@ class ExperimentTracker(ABC, Generic[RunT]):
         ``parent_run_id`` when given (which implies ``nested``).
         """
         with self._lock:
+            if run_id is not None and run_id in self._runs:
+                raise RuntimeError(f"run {run_id!r} is already open in {type(self).__name__}")
             parent: RunT | None = None
             if parent_run_id is not None:
                 parent = self._open(parent_run_id)
@@ -311,21 +313,24 @@ def sanitize_key(key: Any) -> str:
     """Map a metric or param name to the portable alphabet every backend accepts.
 
     Characters outside letters, digits, ``_ - . : /`` and space become ``_``; repeated
-    slashes collapse; leading slashes go; ``..`` becomes ``_``; names over 250 characters are
-    shortened with a hash of the full name so they stay distinct.
+    slashes collapse; leading and trailing slashes go; ``..`` becomes ``_``, and so does a
+    path segment that is just ``.``; names over 250 characters are shortened with a hash of
+    the full name so they stay distinct. MLflow treats names as paths and rejects any name
+    that a path normalisation would change, hence the slash and dot rules.
     """
     if not isinstance(key, str):
         raise TypeError(f"metric and param names must be strings, got {type(key).__name__}")
     clean = _KEY_FORBIDDEN.sub("_", key.strip())
-    clean = re.sub(r"/{2,}", "/", clean).lstrip("/")
+    clean = re.sub(r"/{2,}", "/", clean).strip("/")
     clean = re.sub(r"\.{2,}", "_", clean)
+    clean = "/".join("_" if part == "." else part for part in clean.split("/"))
     if not clean:
         raise ValueError(f"metric and param names must not be empty (got {key!r})")
     if len(clean) > _KEY_MAX_LENGTH:
         import hashlib
 
         digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:10]
-        clean = f"{clean[: _KEY_MAX_LENGTH - 11]}~{digest}"
+        clean = f"{clean[: _KEY_MAX_LENGTH - 11]}-{digest}"
     return clean
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import numbers
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from .base import ExperimentTracker
+from .base import ExperimentTracker, TrackingWarning
 
 #: Backend name -> (module, class). Modules are imported only when that backend is created,
 #: and a backend module imports its SDK only in its constructor.
@@ -87,22 +89,29 @@ class _ending:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: type[BaseException] | None, *_: Any) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if exc_type is None:
-            status = "finished"
-        else:
-            status = "failed" if issubclass(exc_type, Exception) else "killed"
-        self.tracker.end_run(status, run_id=self.run_id)
+            self.tracker.end_run("finished", run_id=self.run_id)
+            return
+        status = "failed" if issubclass(exc_type, Exception) else "killed"
+        try:
+            self.tracker.end_run(status, run_id=self.run_id)
+        except Exception as end_error:  # the caller's exception matters more
+            warnings.warn(
+                f"auto_track: ending run {self.run_id} failed: {end_error!r}",
+                TrackingWarning,
+                stacklevel=2,
+            )
 
 
 def _log_return(tracker: ExperimentTracker[Any], result: Any, run_id: str) -> None:
     if isinstance(result, Mapping):
-        numbers = {
+        values = {
             str(k): float(v)
             for k, v in result.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)
+            if isinstance(v, numbers.Real) and not isinstance(v, bool)
         }
-        if numbers:
-            tracker.log_metrics(numbers, run_id=run_id)
+        if values:
+            tracker.log_metrics(values, run_id=run_id)
     elif hasattr(result, "results") and hasattr(result, "probe_name"):
         tracker.log_experiment_result(result, run_id=run_id)

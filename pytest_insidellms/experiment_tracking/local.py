@@ -65,7 +65,10 @@ class LocalFileTracker(ExperimentTracker[LocalRun]):
         base = parent.path / "children" if parent else self.project_dir
         base.mkdir(parents=True, exist_ok=True)
         if run_id is not None and (base / safe_id(run_id)).is_dir():
-            return self._resume(base / safe_id(run_id), name, parent)
+            existing = base / safe_id(run_id)
+            if any(r.path == existing for r in self._runs.values()):
+                raise RuntimeError(f"run {existing.name!r} is already open in this tracker")
+            return self._resume(existing, name, parent)
         path = _claim_directory(base, safe_id(run_id or name))
         (path / "artifacts").mkdir()
         run = LocalRun(
@@ -110,7 +113,12 @@ class LocalFileTracker(ExperimentTracker[LocalRun]):
         self._append(run, {"kind": "params", "params": params})
 
     def _record_artifact(self, run: LocalRun, artifact: Artifact) -> None:
-        target = _free_path(run.path / "artifacts" / artifact.name)
+        root = run.path / "artifacts"
+        target = _free_path(root / artifact.name)
+        # The name is already free of "..", but a directory copied earlier may hold a link
+        # that points outside: never write through one.
+        if not target.parent.resolve().is_relative_to(root.resolve()):
+            raise ValueError(f"artifact name {artifact.name!r} leads outside {root}")
         target.parent.mkdir(parents=True, exist_ok=True)
         if artifact.source.is_dir():
             # Links inside a directory are copied as links: their targets may lie outside it.
@@ -188,12 +196,13 @@ def _claim_directory(base: Path, name: str) -> Path:
 
 
 def _free_path(path: Path) -> Path:
-    if not path.exists() and not path.is_symlink():
+    """``path``, or ``stem_2.ext``, ``stem_3.ext``...: an earlier artifact is never overwritten."""
+    if not os.path.lexists(path):
         return path
     stem, suffix = path.stem, path.suffix
     for n in range(2, 10_000):
         candidate = path.with_name(f"{stem}_{n}{suffix}")
-        if not candidate.exists():
+        if not os.path.lexists(candidate):
             return candidate
     raise RuntimeError(f"no free artifact name near {path}")
 

@@ -113,9 +113,14 @@ class MultiTracker(ExperimentTracker[MultiRun]):
         failures = self._fan_out(indexes, "start_run", start, raise_now=False)
         if not child_ids:
             raise TrackingError("no backend could start the run", failures)
-        run = MultiRun(run_id=child_ids[min(child_ids)], name=name, parent=parent, child_ids=child_ids)
-        self._settle(failures)
-        return run
+        if failures and self.on_error == "raise":
+            # The caller gets an exception instead of a run id, so nothing could ever end the
+            # runs the healthy backends opened: end them now.
+            self._fan_out(child_ids, "end_run",
+                          lambda t, i: t.end_run("failed", run_id=child_ids[i]), raise_now=False)
+            self._settle(failures)
+        return MultiRun(run_id=child_ids[min(child_ids)], name=name, parent=parent,
+                        child_ids=child_ids)
 
     def _record_metrics(
         self, run: MultiRun, metrics: dict[str, float], step: int, timestamp: float

@@ -27,20 +27,35 @@ _SECRET_NAME = re.compile(
 )
 #: Whole words (split on separators and camelCase) that mark a secret.
 _SECRET_WORDS = frozenset({"token", "auth", "pwd", "pat", "dsn", "key"})
-#: Words that look secret-ish but name ordinary settings (``max_tokens`` has "tokens").
-_KEY_NEUTRAL = frozenset({"sort", "primary", "foreign", "cache", "partition", "hot", "dict", "group"})
+#: Words that, beside "key", name ordinary settings: sort_key, cache_key, and the column
+#: mappings of eval datasets (input_key, label_key ...).
+_KEY_NEUTRAL = frozenset({
+    "sort", "primary", "foreign", "cache", "partition", "hot", "dict", "group", "input", "output",
+    "label", "answer", "target", "prompt", "response", "question", "context", "text", "column",
+    "field", "metric", "result", "join", "lookup", "index", "hash", "id", "name",
+})
+#: Words that, beside "token", name a count or limit rather than a credential (token_count).
+_TOKEN_NEUTRAL = frozenset({
+    "count", "counts", "limit", "limits", "budget", "usage", "length", "len", "max", "min",
+    "total", "num", "per", "rate", "cost",
+})
 
+#: Prefix formats must start a word: "risk-assessment-suite" holds "sk-" but is no key.
+_START = r"(?<![A-Za-z0-9])"
 _SECRET_VALUES = (
-    r"sk-(?:proj-|ant-)?[A-Za-z0-9_\-]{16,}",  # OpenAI, Anthropic
-    r"gh[pousr]_[A-Za-z0-9]{20,}",  # GitHub
-    r"github_pat_[A-Za-z0-9_]{20,}",
-    r"glpat-[A-Za-z0-9_\-]{20,}",  # GitLab
-    r"xox[abposr]-[A-Za-z0-9\-]{10,}",  # Slack
-    r"(?:AKIA|ASIA)[0-9A-Z]{16}",  # AWS access key id
-    r"AIza[0-9A-Za-z_\-]{35}",  # Google
-    r"hf_[A-Za-z0-9]{20,}",  # Hugging Face
+    _START + r"sk-(?:proj-|ant-)?[A-Za-z0-9_\-]{16,}",  # OpenAI, Anthropic
+    _START + r"gh[pousr]_[A-Za-z0-9]{20,}",  # GitHub
+    _START + r"github_pat_[A-Za-z0-9_]{20,}",
+    _START + r"glpat-[A-Za-z0-9_\-]{20,}",  # GitLab
+    _START + r"xox[abposr]-[A-Za-z0-9\-]{10,}",  # Slack
+    _START + r"(?:AKIA|ASIA)[0-9A-Z]{16}",  # AWS access key id
+    _START + r"AIza[0-9A-Za-z_\-]{35}",  # Google
+    _START + r"hf_[A-Za-z0-9]{20,}",  # Hugging Face
     r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",  # JWT
-    r"(?i:bearer|basic)\s+[A-Za-z0-9._~+/\-]{12,}=*",  # Authorization header values
+    r"(?i:bearer)\s+[A-Za-z0-9._~+/\-]{12,}=*",  # Authorization header values
+    # Basic credentials are base64: a capital or digit after the first character tells them
+    # from prose such as "basic multiplication/division".
+    r"(?i:basic)\s+[A-Za-z0-9+/](?=[A-Za-z0-9+/]*[A-Z0-9])[A-Za-z0-9+/]{11,}={0,2}",
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
 )
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s:@]+:)[^/\s@]+(?P<at>@)")
@@ -52,6 +67,8 @@ def is_secret_name(name: str) -> bool:
         return True
     words = {w.lower() for w in re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", name)}
     hits = words & _SECRET_WORDS
+    if hits == {"token"}:
+        return not (words & _TOKEN_NEUTRAL)
     if hits == {"key"}:
         # "key" alone is too common (sort_key, cache_key); it counts only beside a provider-ish
         # word such as "openai_key" or "hf_key", never beside a neutral one.

@@ -73,7 +73,7 @@ def flatten_experiment_result(result: Any, prefix: str = "") -> tuple[dict[str, 
         ("probe_name", getattr(result, "probe_name", None)),
         ("probe_category", getattr(category, "value", category)),
     ):
-        if value is not None:
+        if value is not None and value != "":
             params[name] = value
 
     return (

@@ -1,12 +1,400 @@
-"""Placeholder: the wandb backend lands with the backends issue."""
+"""WandBTracker: runs in Weights & Biases, online or as offline files for ``wandb sync``.
+
+How the tracker maps onto W&B (W&B has no nested runs; ``group`` and ``job_type`` are the
+hierarchy it has):
+
+* Every run of one tree shares ``group=<root run id>``. ``job_type`` follows the depth:
+  ``session`` (top level), ``module`` (its children), ``nested`` (deeper). A child's parent
+  id is in its config under ``_parent_run_id``.
+* Metrics: W&B drops a row whose ``step`` is lower than the run's current step, and our
+  steps may arrive out of order. So W&B's own ``_step`` just counts rows, and our step is
+  logged as the metric ``insidellms/step``, declared (``define_metric``) as the x-axis of
+  every other metric. Nothing is dropped.
+* Params go to the run config with ``allow_val_change=True``: a param logged again with a
+  new value keeps the new value.
+* Artifacts become ``wandb.Artifact`` objects (see :func:`artifact_name`, :func:`artifact_type`).
+* The status is written to the run summary (``status``) and the run finishes with exit code
+  0 (finished), 1 (failed) or 255 (killed); W&B shows any non-zero exit as *failed*.
+* ``finish`` runs in a thread bounded by ``finish_timeout``: a hang becomes a
+  :class:`TrackingWarning` (the run's data stays on disk for ``wandb sync``).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import re
+import secrets
+import shlex
+import string
+import threading
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Any, Final
+
+from ..types import to_jsonable
+from .base import Artifact, ExperimentTracker, Run, TrackingWarning, import_sdk, sanitize_key
+from .config import TrackingConfig
+from .redaction import redact_value
+
+#: The metric that carries our step; every other metric is charted against it.
+STEP_METRIC: Final = "insidellms/step"
+#: The config key of a child run that holds its parent's run id.
+PARENT_KEY: Final = "_parent_run_id"
+#: ``run.finish(exit_code=...)`` per status.
+EXIT_CODES: Final[Mapping[str, int]] = {"finished": 0, "failed": 1, "killed": 255}
+DEFAULT_JOB_TYPES: Final = ("session", "module", "nested")
+
+#: ``wandb.init`` keywords the tracker sets itself; passing them as extra kwargs is an error.
+_OWN_INIT_KEYS: Final = frozenset({
+    "project", "entity", "name", "tags", "notes", "config", "group", "job_type", "id",
+    "resume", "reinit", "dir", "mode",
+})
+#: Settings applied unless the caller's ``settings=`` says otherwise: no system metrics, host
+#: metadata or git probing (they cost time and say little about an eval), no console capture
+#: (pytest captures output itself) and no W&B banners (the plugin reports where runs are).
+_DEFAULT_SETTINGS: Final[Mapping[str, Any]] = {
+    "x_disable_stats": True,
+    "x_disable_meta": True,
+    "x_disable_machine_info": True,
+    "disable_git": True,
+    "x_save_requirements": False,
+    "console": "off",
+    "silent": True,
+}
+_OFFLINE_MODES: Final = ("offline", "dryrun")
+_PROJECT_FORBIDDEN: Final = frozenset("/\\#?%:")
+_NAME_MAX: Final = 128
+_TAG_MAX: Final = 64
+_ARTIFACT_FORBIDDEN = re.compile(r"[^A-Za-z0-9_.\-]+")
+_ID_ALPHABET: Final = string.ascii_lowercase + string.digits
 
 
-class WandBTracker:
+@dataclass(eq=False, kw_only=True)
+class WandBRun(Run):
+    handle: Any  #: the ``wandb.Run`` object
+    group: str  #: the root run's id, shared by the whole tree
+    depth: int
+
+
+class WandBTracker(ExperimentTracker[WandBRun]):
+    """Weights & Biases backend; see the module docstring for the mapping.
+
+    ``project``: the argument, else ``config.project``. ``mode``: the argument, else
+    ``WANDB_MODE``, else W&B's default (online). ``dir``: where W&B writes (``<dir>/wandb/``),
+    else ``WANDB_DIR``, else the current directory. Unless already set in the environment,
+    ``WANDB_CACHE_DIR`` and ``WANDB_DATA_DIR`` (artifact staging) are pointed into
+    ``<dir>/wandb/``, and in offline mode ``WANDB_CONFIG_DIR`` too (online runs keep the
+    user's login settings) and ``WANDB_MODE=offline`` (W&B otherwise contacts an analytics
+    host at exit even for offline runs). These variables are process-wide: other ``wandb``
+    use in the same process sees them.
+
+    Extra keyword arguments go to every ``wandb.init``; ``settings=`` (a mapping or a
+    ``wandb.Settings``) is merged over the tracker's defaults, and a fresh ``wandb.Settings``
+    is built for each run. ``run_id=`` in :meth:`start_run` resumes with ``resume="allow"``:
+    the run is continued if W&B has it, else created under that id (offline, W&B cannot
+    check, and ``wandb sync`` merges the files).
+    """
+
     backend_name = "wandb"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        raise NotImplementedError("the wandb backend is not implemented yet")
+    def __init__(
+        self,
+        project: str | None = None,
+        entity: str | None = None,
+        mode: str | None = None,
+        config: TrackingConfig | None = None,
+        dir: str | os.PathLike[str] | None = None,
+        finish_timeout: float = 30.0,
+        job_types: Sequence[str] = DEFAULT_JOB_TYPES,
+        **init_kwargs: Any,
+    ) -> None:
+        super().__init__(config)
+        clash = sorted(_OWN_INIT_KEYS.intersection(init_kwargs))
+        if clash:
+            raise TypeError(
+                f"WandBTracker sets {', '.join(clash)} itself; use the tracker's arguments and"
+                " TrackingConfig (project, tags, notes) instead of passing them to wandb.init"
+            )
+        if isinstance(job_types, str) or not job_types or not all(
+            isinstance(j, str) and j for j in job_types
+        ):
+            raise TypeError(f"job_types must be a non-empty sequence of strings, got {job_types!r}")
+        if isinstance(finish_timeout, bool) or not isinstance(finish_timeout, (int, float)) or (
+            finish_timeout <= 0
+        ):
+            raise ValueError(f"finish_timeout must be a positive number of seconds, got {finish_timeout!r}")
+        self.project: str = project or self.config.project
+        _check_project(self.project)
+        self.entity = entity
+        self.mode: str | None = mode or os.environ.get("WANDB_MODE") or None
+        self.dir = Path(dir or os.environ.get("WANDB_DIR") or os.getcwd()).absolute()
+        self.finish_timeout = float(finish_timeout)
+        self.job_types = tuple(job_types)
+        self._settings_overrides = _settings_mapping(init_kwargs.pop("settings", None))
+        self._init_kwargs = init_kwargs
+        self._tags = _clean_tags(self.config.tags)
+        self._locations: dict[str, str | None] = {}
+        self._wandb = import_sdk("wandb", "wandb")
+        self._prepare_environment()
+
+    @property
+    def offline(self) -> bool:
+        return self.mode in _OFFLINE_MODES
+
+    def _prepare_environment(self) -> None:
+        wandb_dir = self.dir / "wandb"
+        os.environ.setdefault("WANDB_CACHE_DIR", str(wandb_dir / "cache"))
+        os.environ.setdefault("WANDB_DATA_DIR", str(wandb_dir / "data"))
+        if self.offline:
+            os.environ.setdefault("WANDB_CONFIG_DIR", str(wandb_dir / "config"))
+            os.environ.setdefault("WANDB_MODE", "offline")
+
+    # -- extras -----------------------------------------------------------------------------
+
+    def log_table(
+        self,
+        name: str,
+        rows: Iterable[Mapping[str, Any] | Sequence[Any]],
+        columns: Sequence[str] | None = None,
+        *,
+        run_id: str | None = None,
+    ) -> None:
+        """Log a ``wandb.Table`` under ``name`` at the run's current step.
+
+        ``rows`` are mappings (``columns`` defaults to the first row's keys; a key outside the
+        columns is an error, a missing one an empty cell) or sequences (``columns`` required).
+        Cells become plain JSON data and are redacted like params.
+        """
+        key = sanitize_key(name)
+        row_list = list(rows)
+        if columns is None:
+            if not row_list or not isinstance(row_list[0], Mapping):
+                raise ValueError("log_table needs columns= unless rows are mappings")
+            columns = [str(c) for c in row_list[0]]
+        columns = list(columns)
+        data = [self._table_row(row, columns) for row in row_list]
+        with self._lock:
+            run = self._resolve(run_id)
+            step = max(run.last_step, 0)
+            run.last_step = step
+            table = self._wandb.Table(columns=columns, data=data)
+            run.handle.log({key: table, STEP_METRIC: step})
+
+    def _table_row(self, row: Mapping[str, Any] | Sequence[Any], columns: list[str]) -> list[Any]:
+        if isinstance(row, Mapping):
+            extra = [k for k in row if k not in columns]
+            if extra:
+                raise ValueError(f"table row has keys outside the columns {columns}: {extra}")
+            cells = [row.get(c) for c in columns]
+        elif isinstance(row, Sequence) and not isinstance(row, (str, bytes)):
+            if len(row) != len(columns):
+                raise ValueError(f"table row has {len(row)} cells for {len(columns)} columns")
+            cells = list(row)
+        else:
+            raise TypeError(f"table rows must be mappings or sequences, got {type(row).__name__}")
+        return [redact_value(to_jsonable(c), self.config.redact_patterns) for c in cells]
+
+    def watch_model(
+        self, model: Any, log_freq: int = 100, *, run_id: str | None = None, **kwargs: Any
+    ) -> None:
+        """``run.watch(model, log_freq=..., **kwargs)`` on the run: gradient and parameter
+        histograms of a PyTorch model (W&B raises if torch is missing)."""
+        with self._lock:
+            self._resolve(run_id).handle.watch(model, log_freq=log_freq, **kwargs)
+
+    def run_location(self, run_id: str | None = None) -> str | None:
+        """Online: the run's URL (or ``entity/project/run_id``). Offline: the run's directory
+        and the ``wandb sync`` command that uploads it. Also answers for ended runs."""
+        with self._lock:
+            if run_id is None:
+                run_id = self._resolve(None).run_id
+            if run_id in self._locations:
+                return self._locations[run_id]
+            return self._open(run_id) and None  # raises the usual "no open run" error
+
+    # -- backend interface ------------------------------------------------------------------
+
+    def _open_run(self, name: str, run_id: str | None, parent: WandBRun | None) -> WandBRun:
+        depth = 0 if parent is None else parent.depth + 1
+        # The id is chosen here so that a root run can name its own group.
+        wanted_id = run_id or _new_run_id()
+        group = wanted_id if parent is None else parent.group
+        kwargs: dict[str, Any] = {
+            **self._init_kwargs,
+            "project": self.project,
+            "entity": self.entity,
+            "name": name,
+            "tags": list(self._tags),
+            "notes": self.config.notes,
+            "config": None if parent is None else {PARENT_KEY: parent.run_id},
+            "group": group,
+            "job_type": self.job_types[min(depth, len(self.job_types) - 1)],
+            "id": wanted_id,
+            "reinit": "create_new",
+            "dir": str(self.dir),
+            "settings": self._new_settings(),
+        }
+        if self.mode is not None:
+            kwargs["mode"] = self.mode
+        if run_id is not None:
+            kwargs["resume"] = "allow"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        handle = self._wandb.init(**kwargs)
+        handle.define_metric(STEP_METRIC)
+        handle.define_metric("*", step_metric=STEP_METRIC)
+        run = WandBRun(run_id=handle.id, name=name, parent=parent, handle=handle, group=group,
+                       depth=depth)
+        if run_id is not None:
+            # An online resume brings the summary back: continue after its last step.
+            last = handle.summary.get(STEP_METRIC)
+            if isinstance(last, (int, float)) and not isinstance(last, bool):
+                run.last_step = int(last)
+        self._locations[run.run_id] = _location(handle)
+        return run
+
+    def _record_metrics(
+        self, run: WandBRun, metrics: dict[str, float], step: int, timestamp: float
+    ) -> None:
+        run.handle.log({**metrics, STEP_METRIC: step})
+
+    def _record_params(self, run: WandBRun, params: dict[str, Any]) -> None:
+        run.handle.config.update(params, allow_val_change=True)
+
+    def _record_artifact(self, run: WandBRun, artifact: Artifact) -> None:
+        name = artifact_name(artifact.name)
+        wb_artifact = self._wandb.Artifact(name, type=artifact_type(artifact.type, name))
+        if artifact.source.is_dir():
+            wb_artifact.add_dir(str(artifact.source))
+        else:
+            wb_artifact.add_file(str(artifact.source), name=PurePosixPath(artifact.name).name)
+        run.handle.log_artifact(wb_artifact)
+
+    def _close_run(self, run: WandBRun, status: str, ended_at: datetime) -> None:
+        run.handle.summary["status"] = status
+        self._finish(run, EXIT_CODES[status])
+
+    def _finish(self, run: WandBRun, exit_code: int) -> None:
+        errors: list[BaseException] = []
+
+        def finish() -> None:
+            try:
+                run.handle.finish(exit_code=exit_code)
+            except BaseException as exc:  # handed to the caller's thread below
+                errors.append(exc)
+
+        worker = threading.Thread(target=finish, name=f"wandb-finish-{run.run_id}", daemon=True)
+        worker.start()
+        worker.join(self.finish_timeout)
+        timed_out = worker.is_alive() or any(isinstance(e, TimeoutError) for e in errors)
+        if timed_out:
+            where = self._locations.get(run.run_id)
+            warnings.warn(
+                f"W&B did not finish run {run.run_id} within {self.finish_timeout:g} s; the"
+                f" tracker moved on and the run's data stays on disk"
+                + (f" ({where})" if where else ""),
+                TrackingWarning,
+                stacklevel=4,
+            )
+        elif errors:
+            raise errors[0]
+
+    def _new_settings(self) -> Any:
+        # wandb.init mutates the Settings it is given: every run gets its own.
+        known = self._wandb.Settings.model_fields
+        values = {k: v for k, v in _DEFAULT_SETTINGS.items() if k in known}
+        values["finish_timeout"] = self.finish_timeout
+        values["finish_timeout_raises"] = True
+        values.update(self._settings_overrides)
+        return self._wandb.Settings(**{k: v for k, v in values.items() if k in known})
+
+
+# -- names ------------------------------------------------------------------------------------
+
+
+def artifact_name(name: str) -> str:
+    """W&B's artifact name rule: letters, digits, ``_ - .`` only, at most 128 characters.
+
+    Other characters (the ``/`` of a nested name included) become ``_``; a longer name is
+    cut and ends in a hash of the full name so distinct names stay distinct.
+    """
+    clean = _ARTIFACT_FORBIDDEN.sub("_", name).strip("_") or "artifact"
+    if len(clean) > _NAME_MAX:
+        import hashlib
+
+        digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:10]
+        clean = f"{clean[: _NAME_MAX - 11]}-{digest}"
+    return clean
+
+
+def artifact_type(kind: str, name: str) -> str:
+    """An artifact type W&B accepts: same alphabet as names; the types W&B reserves for itself
+    (``wandb-*``, ``job``, and ``run_table``/``code`` for names it generates) get a ``user-``
+    prefix."""
+    clean = _ARTIFACT_FORBIDDEN.sub("_", kind).strip("_")[:_NAME_MAX] or "file"
+    reserved = (
+        clean.startswith("wandb-")
+        or clean == "job"
+        or (clean == "run_table" and name.startswith("run-"))
+        or (clean == "code" and name.startswith("source-"))
+    )
+    return f"user-{clean}"[:_NAME_MAX] if reserved else clean
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _check_project(project: str) -> None:
+    if not isinstance(project, str) or not project.strip():
+        raise ValueError(f"W&B project must be a non-empty string, got {project!r}")
+    bad = sorted(_PROJECT_FORBIDDEN.intersection(project))
+    if bad or len(project) > _NAME_MAX:
+        raise ValueError(
+            f"W&B project {project!r} is invalid: at most {_NAME_MAX} characters and none of"
+            f" {' '.join(sorted(_PROJECT_FORBIDDEN))}" + (f" (found {' '.join(bad)})" if bad else "")
+        )
+
+
+def _clean_tags(tags: Iterable[str]) -> list[str]:
+    """W&B rejects empty tags and tags over 64 characters: drop the first, cut the second."""
+    clean: list[str] = []
+    for tag in tags:
+        tag = tag.strip()
+        if len(tag) > _TAG_MAX:
+            warnings.warn(
+                f"W&B tags are at most {_TAG_MAX} characters; {tag[:20]!r}... was shortened",
+                TrackingWarning,
+                stacklevel=4,
+            )
+            tag = tag[:_TAG_MAX]
+        if tag and tag not in clean:
+            clean.append(tag)
+    return clean
+
+
+def _settings_mapping(settings: Any) -> dict[str, Any]:
+    if settings is None:
+        return {}
+    if isinstance(settings, Mapping):
+        return dict(settings)
+    dump = getattr(settings, "model_dump", None)
+    if dump is None:
+        raise TypeError(f"settings must be a mapping or wandb.Settings, got {type(settings).__name__}")
+    values: dict[str, Any] = dump(exclude_unset=True)
+    return values
+
+
+def _new_run_id() -> str:
+    """Eight lowercase letters and digits, the shape of W&B's own run ids."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
+
+
+def _location(handle: Any) -> str | None:
+    if handle.settings.mode == "disabled":
+        return None
+    if handle.offline:
+        sync_dir = str(handle.sync_dir)
+        return f"{sync_dir} (upload with: wandb sync {shlex.quote(sync_dir)})"
+    return str(handle.url or handle.path)

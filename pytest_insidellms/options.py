@@ -1,0 +1,277 @@
+"""Command-line options, ini keys and environment variables, resolved into :class:`Settings`.
+
+Every setting has three spellings; the command line beats the environment, which beats the
+ini file. A bad value is a usage error that names where it came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .experiment_tracking.config import TrackingConfig
+
+GROUP = "insidellms"
+DEFAULT_PROJECT = "insideLLMs"
+BUILTIN_BACKENDS = ("local", "mlflow", "wandb", "tensorboard")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its CLI flag, ini key, environment variable and help text."""
+
+    dest: str
+    flag: str
+    ini: str
+    env: str
+    help: str
+    metavar: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.flag} / ini {self.ini} / ${self.env}"
+
+
+TRACK = Option(
+    "insidellms_track", "--track", "insidellms_track", "INSIDELLMS_TRACK",
+    "Track the session with these backends: local, mlflow, wandb, tensorboard "
+    "(repeatable, comma-separated). Also spelled --insidellms-track.",
+    "BACKEND",
+)
+PROJECT = Option(
+    "insidellms_track_project", "--track-project", "insidellms_track_project",
+    "INSIDELLMS_TRACK_PROJECT",
+    f"Project: local directory level, MLflow experiment, W&B project (default {DEFAULT_PROJECT}).",
+    "NAME",
+)
+DIR = Option(
+    "insidellms_track_dir", "--track-dir", "insidellms_track_dir", "INSIDELLMS_TRACK_DIR",
+    "Where tracking files go: local runs, the embedded MLflow store, TensorBoard logs, W&B "
+    "offline files (default: experiments/ under the rootdir).",
+    "DIR",
+)
+RUN_NAME = Option(
+    "insidellms_track_run_name", "--track-run-name", "insidellms_track_run_name",
+    "INSIDELLMS_TRACK_RUN_NAME", "Name of the session run (default: a UTC timestamp).", "NAME",
+)
+TAGS = Option(
+    "insidellms_track_tags", "--track-tags", "insidellms_track_tags", "INSIDELLMS_TRACK_TAGS",
+    "Comma-separated tags for every run of the session.", "TAGS",
+)
+NOTES = Option(
+    "insidellms_track_notes", "--track-notes", "insidellms_track_notes", "INSIDELLMS_TRACK_NOTES",
+    "Notes (description) for the session run.", "TEXT",
+)
+CONFIG = Option(
+    "insidellms_track_config", "--track-config", "insidellms_track_config",
+    "INSIDELLMS_TRACK_CONFIG",
+    "YAML file with TrackingConfig fields and per-backend sections (mlflow:, wandb:, ...).",
+    "FILE",
+)
+STRICT = Option(
+    "insidellms_track_strict", "--track-strict", "insidellms_track_strict",
+    "INSIDELLMS_TRACK_STRICT",
+    "Make tracking failures (missing SDK, unreachable backend) a usage error / non-zero exit.",
+)
+NO_TRACK = Option(
+    "insidellms_no_track", "--no-track", "insidellms_no_track", "INSIDELLMS_NO_TRACK",
+    "Turn tracking off even if the ini file or environment turns it on.",
+)
+VALUE_OPTIONS = (PROJECT, DIR, RUN_NAME, TAGS, NOTES, CONFIG)
+FLAG_OPTIONS = (STRICT,)
+#: Options whose plain spelling other plugins are known to take; registered late, see below.
+CONTESTED = (TRACK, NO_TRACK)
+
+
+def backend_list(text: str) -> list[str]:
+    """argparse type of --track: 'local,mlflow' -> ['local', 'mlflow']."""
+    names = [name for name in re.split(r"[,\s]+", text.strip()) if name]
+    if not names:
+        raise argparse.ArgumentTypeError("expected a backend name, e.g. --track local")
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z][\w\-.]*", name):
+            raise argparse.ArgumentTypeError(f"{name!r} is not a backend name")
+    return names
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup(GROUP, "experiment tracking (pytest-insidellms)")
+    group.addoption("--insidellms-track", dest=TRACK.dest, action="extend", type=backend_list,
+                    metavar=TRACK.metavar, help=TRACK.help)
+    group.addoption("--insidellms-no-track", dest=NO_TRACK.dest, action="store_true",
+                    default=None, help=NO_TRACK.help)
+    for option in VALUE_OPTIONS:
+        group.addoption(option.flag, dest=option.dest, metavar=option.metavar, help=option.help)
+    for option in FLAG_OPTIONS:
+        group.addoption(option.flag, dest=option.dest, action="store_true", default=None,
+                        help=option.help)
+    for option in (TRACK, *VALUE_OPTIONS):
+        parser.addini(option.ini, help=option.help, type="string")
+    for option in (STRICT, NO_TRACK):
+        parser.addini(option.ini, help=option.help, type="bool", default=False)
+
+
+def add_contested_options(parser: pytest.Parser) -> list[str]:
+    """Register ``--track`` and ``--no-track`` unless another plugin or conftest has.
+
+    They are added only after every entry-point plugin and initial conftest registered its
+    options, so a clash shows up here instead of crashing pytest; the ``--insidellms-*``
+    spellings always work. Returns the flags left to their other owner.
+    """
+    group = parser.getgroup(GROUP)
+    taken = []
+    for option in CONTESTED:
+        if _is_known(parser, option.flag):
+            taken.append(option.flag)
+        elif option is TRACK:
+            group.addoption(TRACK.flag, dest=TRACK.dest, action="extend", type=backend_list,
+                            metavar=TRACK.metavar, help=TRACK.help)
+        else:
+            group.addoption(option.flag, dest=option.dest, action="store_true", default=None,
+                            help=option.help)
+    return taken
+
+
+def _is_known(parser: pytest.Parser, flag: str) -> bool:
+    baseline = vars(parser.parse_known_args([]))
+    try:
+        probed = vars(parser.parse_known_args([flag]))
+    except pytest.UsageError:
+        return True  # someone's option that wants a value
+    return probed != baseline
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the plugin needs to know, resolved from CLI, environment, ini and YAML."""
+
+    backends: tuple[str, ...] = ()
+    track_dir: Path = Path("experiments")
+    run_name: str = ""
+    strict: bool = False
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.backends)
+
+
+def resolve(config: pytest.Config) -> Settings:
+    """Resolve all settings; raises pytest.UsageError naming the source of a bad value."""
+    if _flag(config, NO_TRACK):
+        return Settings()
+    backends = _backends(config)
+    if not backends:
+        return Settings()
+
+    tracking = TrackingConfig(project=DEFAULT_PROJECT)
+    config_file = _value(config, CONFIG)
+    if config_file is not None:
+        text, source = config_file
+        path = _path(config, text, source)
+        try:
+            tracking = TrackingConfig.from_yaml(path)
+        except FileNotFoundError:
+            raise pytest.UsageError(f"{source}: config file not found: {path}") from None
+        except (ValueError, TypeError) as exc:
+            raise pytest.UsageError(f"{source}: {exc}") from None
+
+    project = _value(config, PROJECT)
+    if project is not None:
+        if not project[0].strip():
+            raise pytest.UsageError(f"{project[1]}: the project name must not be empty")
+        tracking.project = project[0]
+    tags = _value(config, TAGS)
+    if tags is not None:
+        tracking.tags = [t.strip() for t in tags[0].split(",") if t.strip()]
+    notes = _value(config, NOTES)
+    if notes is not None:
+        tracking.notes = notes[0]
+
+    track_dir_value = _value(config, DIR)
+    track_dir = (
+        _path(config, *track_dir_value) if track_dir_value else config.rootpath / "experiments"
+    )
+    run_name_value = _value(config, RUN_NAME)
+    run_name = run_name_value[0] if run_name_value else _timestamp_name()
+    if not run_name.strip():
+        raise pytest.UsageError(f"{run_name_value[1] if run_name_value else ''}: empty run name")
+    return Settings(
+        backends=tuple(dict.fromkeys(backends)),
+        track_dir=track_dir,
+        run_name=run_name,
+        strict=_flag(config, STRICT),
+        tracking=tracking,
+    )
+
+
+def _backends(config: pytest.Config) -> list[str]:
+    cli = config.getoption(TRACK.dest, None)
+    if cli:
+        return list(cli)
+    for text, source in _env_then_ini(config, TRACK):
+        try:
+            return backend_list(text)
+        except argparse.ArgumentTypeError as exc:
+            raise pytest.UsageError(f"{source}: {exc}") from None
+    return []
+
+
+def _value(config: pytest.Config, option: Option) -> tuple[str, str] | None:
+    """The first value set for ``option`` and a description of where it came from."""
+    cli = config.getoption(option.dest, None)
+    if cli is not None:
+        return str(cli), option.flag
+    return next(iter(_env_then_ini(config, option)), None)
+
+
+def _env_then_ini(config: pytest.Config, option: Option) -> list[tuple[str, str]]:
+    found = []
+    env = os.environ.get(option.env)
+    if env is not None and env.strip():
+        found.append((env, f"environment variable {option.env}"))
+    ini: Any = config.getini(option.ini)
+    if ini:
+        found.append((str(ini), f"ini option {option.ini}"))
+    return found
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _flag(config: pytest.Config, option: Option) -> bool:
+    if config.getoption(option.dest, None):
+        return True
+    env = os.environ.get(option.env)
+    if env is not None:
+        word = env.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+        raise pytest.UsageError(
+            f"environment variable {option.env}={env!r}: expected one of 1/0, true/false, yes/no, on/off"
+        )
+    return bool(config.getini(option.ini))
+
+
+def _path(config: pytest.Config, text: str, source: str) -> Path:
+    """Relative paths from an ini file are relative to it; others to the invocation dir."""
+    path = Path(os.path.expanduser(text))
+    if path.is_absolute():
+        return path
+    if source.startswith("ini") and config.inipath is not None:
+        return config.inipath.parent / path
+    return config.invocation_params.dir / path
+
+
+def _timestamp_name() -> str:
+    now = datetime.now(timezone.utc)
+    return now.strftime("%Y%m%d_%H%M%S_") + f"{now.microsecond // 1000:03d}"

@@ -1,0 +1,82 @@
+"""Params that let a tracked session be matched with its code, command and CI job.
+
+Only named variables are read: the environment is never logged wholesale.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def session_params(config: pytest.Config, version: str) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "pytest_command": shlex.join(["pytest", *map(str, config.invocation_params.args)]),
+        "rootdir": str(config.rootpath),
+        "plugin_version": version,
+        "pytest_version": pytest.__version__,
+        "python_version": platform.python_version(),
+        "xdist_workers": _xdist_workers(config),
+    }
+    params.update(git_params(config.rootpath))
+    url = ci_run_url(os.environ)
+    if url:
+        params["ci_run_url"] = url
+    return params
+
+
+def _xdist_workers(config: pytest.Config) -> int:
+    workers = config.getoption("numprocesses", None)
+    if workers in (None, "auto", "logical"):
+        return 0 if workers is None else -1
+    try:
+        return int(workers)
+    except (TypeError, ValueError):
+        return 0
+
+
+def git_params(root: Path) -> dict[str, Any]:
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, timeout=5, check=False
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {}
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "git_commit": commit,
+        "git_branch": git("rev-parse", "--abbrev-ref", "HEAD") or "",
+        "git_dirty": bool(status),
+    }
+
+
+def ci_run_url(env: os._Environ[str] | dict[str, str]) -> str | None:
+    """The web address of the CI job running this session, for the providers we recognise."""
+    get = env.get
+    if get("GITHUB_ACTIONS") == "true" and get("GITHUB_RUN_ID"):
+        server = get("GITHUB_SERVER_URL", "https://github.com")
+        return f"{server}/{get('GITHUB_REPOSITORY', '')}/actions/runs/{get('GITHUB_RUN_ID')}"
+    if get("GITLAB_CI"):
+        return get("CI_JOB_URL") or get("CI_PIPELINE_URL")
+    if get("BUILDKITE"):
+        return get("BUILDKITE_BUILD_URL")
+    if get("CIRCLECI"):
+        return get("CIRCLE_BUILD_URL")
+    if get("JENKINS_URL"):
+        return get("BUILD_URL")
+    if get("TF_BUILD") and get("BUILD_BUILDID"):
+        base = get("SYSTEM_COLLECTIONURI", "") + get("SYSTEM_TEAMPROJECT", "")
+        return f"{base}/_build/results?buildId={get('BUILD_BUILDID')}"
+    return None
