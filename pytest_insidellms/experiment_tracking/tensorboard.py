@@ -49,6 +49,7 @@ from typing import Any, Final, Literal, Protocol
 
 from .base import Artifact, ExperimentTracker, Run, import_sdk, sanitize_key
 from .config import TrackingConfig
+from .local import _free_path
 
 WRITERS: Final[tuple[str, ...]] = ("auto", "torch", "tensorboardX")
 
@@ -379,16 +380,6 @@ def _claim_directory(base: Path, name: str, *, nested: bool) -> Path:
         except FileExistsError:
             continue
     raise RuntimeError(f"could not find a free run directory for {name!r} under {base}")
-
-
-def _free_path(path: Path) -> Path:
-    if not path.exists() and not path.is_symlink():
-        return path
-    for n in range(2, 10_000):
-        candidate = path.with_name(f"{path.stem}_{n}{path.suffix}")
-        if not candidate.exists() and not candidate.is_symlink():
-            return candidate
-    raise RuntimeError(f"no free artifact name near {path}")
 
 
 # -- text and hparams formatting ---------------------------------------------------------------
