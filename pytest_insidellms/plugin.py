@@ -229,7 +229,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         collected = item.config.stash.get(COLLECTED, Collected())
         payload: dict[str, Any] = {"module_tests": collected.module_tests.get(module_of(item.nodeid))}
         if state.events:
-            payload["events"], state.events = state.events, []
+            payload["events"] = state.events.copy()
+            state.events.clear()  # in place: the tracker fixture holds this list
         if state.experiment is not None:
             payload["experiment"] = state.experiment
         report.insidellms = payload  # type: ignore[attr-defined]

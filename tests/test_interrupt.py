@@ -1,0 +1,71 @@
+"""Ctrl-C and SIGTERM end every open run as killed, with everything logged so far kept."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from local_runs import only_session
+
+SLOW_SUITE = """
+import pathlib, time
+import pytest
+
+@pytest.mark.parametrize("n", range(3))
+def test_done(tracker, n):
+    tracker.log_metrics({f"done_{n}": n})
+
+def test_hangs():
+    pathlib.Path("ready").write_text("ready")
+    time.sleep(60)
+"""
+
+
+def _interrupt(pytester: pytest.Pytester, sig: signal.Signals, *args: str) -> int:
+    """Run the slow suite in a subprocess, send ``sig`` once it hangs, return its exit code."""
+    pytester.makepyfile(test_slow=SLOW_SUITE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INSIDELLMS_", "PYTEST_"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--track", "local", "-p", "no:randomly", *args],
+        cwd=pytester.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    ready = Path(pytester.path, "ready")
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+        assert time.monotonic() < deadline, "the suite never reached its hanging test"
+        time.sleep(0.05)
+    time.sleep(0.3)  # let the reports of the finished tests reach the controller
+    if sig is signal.SIGINT and "-n" in args:
+        os.killpg(process.pid, sig)  # a terminal's Ctrl-C reaches the whole process group
+    else:
+        process.send_signal(sig)
+    try:
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert b"INTERNALERROR" not in output, output.decode()
+    return process.returncode
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["single", "xdist"])
+def test_signal_ends_every_run_killed_and_keeps_results(
+    pytester: pytest.Pytester, sig: signal.Signals, workers: list[str]
+) -> None:
+    returncode = _interrupt(pytester, sig, *workers)
+    assert returncode == pytest.ExitCode.INTERRUPTED
+
+    session = only_session(pytester.path / "experiments")
+    assert session.run.status == "killed"
+    module = session.modules["test_slow.py"]
+    assert module.status == "killed"
+    assert {"done_0", "done_1", "done_2"} <= set(module.metrics)
+    assert module.metrics["tests_passed"] == 3
