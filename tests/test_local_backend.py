@@ -298,7 +298,7 @@ def test_every_call_is_on_disk_before_it_returns(tracker: LocalFileTracker) -> N
     tracker.end_run()
 
 
-def test_a_journal_line_cut_short_is_skipped(tracker: LocalFileTracker) -> None:
+def test_a_journal_line_cut_short_is_skipped_and_resuming_starts_a_fresh_line(tracker: LocalFileTracker) -> None:
     run_id = tracker.start_run("torn")
     tracker.log_metrics({"m": 1})
     with open(tracker.run_path(run_id) / "journal.jsonl", "a", encoding="utf-8") as journal:
@@ -306,6 +306,11 @@ def test_a_journal_line_cut_short_is_skipped(tracker: LocalFileTracker) -> None:
     assert [m["metrics"] for m in tracker.load_run(run_id)["metrics"]] == [{"m": 1.0}]
     tracker.end_run()
     assert [m["metrics"] for m in tracker.load_run(run_id)["metrics"]] == [{"m": 1.0}]
+    # Resuming after the torn write must not glue the next entry onto the torn line.
+    tracker.start_run(run_id=run_id)
+    tracker.log_metrics({"m": 2})
+    tracker.end_run()
+    assert [m["metrics"] for m in tracker.load_run(run_id)["metrics"]] == [{"m": 1.0}, {"m": 2.0}]
 
 
 # -- threads --------------------------------------------------------------------------------

@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from pytest_insidellms import LocalFileTracker, MultiTracker, TrackingError, TrackingWarning
+from pytest_insidellms import (
+    LocalFileTracker,
+    MultiTracker,
+    TrackingConfig,
+    TrackingError,
+    TrackingWarning,
+)
 from pytest_insidellms.experiment_tracking import Artifact, ExperimentTracker, Run
 
 
@@ -72,6 +78,20 @@ def test_every_call_reaches_every_backend(tmp_path: Path, artifact: Path) -> Non
         assert loaded["params"] == {"model": "m"}
         assert [a["name"] for a in loaded["artifacts"]] == ["report.txt"]
         assert loaded["final_state"]["status"] == "failed"
+
+
+def test_each_backend_applies_its_own_log_artifacts_switch(
+    tmp_path: Path, artifact: Path
+) -> None:
+    off = LocalFileTracker(tmp_path / "off", TrackingConfig(log_artifacts=False))
+    on = LocalFileTracker(tmp_path / "on")
+    multi = MultiTracker([off, on])
+    multi.start_run("r")
+    multi.log_artifact(artifact)
+    multi.end_run()
+    assert off.load_run("r")["artifacts"] == []
+    assert [a["name"] for a in on.load_run("r")["artifacts"]] == ["report.txt"]
+    assert off.config.log_artifacts is False
 
 
 def test_child_run_ids_and_locations_name_each_backend(tmp_path: Path) -> None:

@@ -453,6 +453,14 @@ def test_missing_score_and_timestamps_log_only_what_exists(rec: RecordingTracker
                        "skipped_count": 0.0}
 
 
+def test_custom_metrics_never_replace_computed_ones(rec: RecordingTracker) -> None:
+    score = ProbeScore(accuracy=0.1, custom_metrics={"success_rate": 0.99, "accuracy": 0.98})
+    rec.start_run("r")
+    rec.log_experiment_result(experiment(score=score))
+    metrics = rec.of("metrics")[0][1]
+    assert (metrics["success_rate"], metrics["accuracy"]) == (3 / 8, 0.1)
+
+
 def test_probe_category_may_be_a_string(rec: RecordingTracker) -> None:
     rec.start_run("r")
     rec.log_experiment_result(experiment(probe_category="my_custom_probe"))

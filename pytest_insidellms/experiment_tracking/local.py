@@ -97,6 +97,11 @@ class LocalFileTracker(ExperimentTracker[LocalRun]):
             run_id=path.name, name=metadata.get("run_name", name), parent=parent, path=path,
             journal=open(path / JOURNAL, "a", encoding="utf-8"),
         )
+        if not _ends_with_newline(path / JOURNAL):
+            # A kill mid-write left half a line: end it, or the next entry would be glued to
+            # it and lost with it.
+            run.journal.write("\n")
+            run.journal.flush()
         if started:
             run.started_at = datetime.fromisoformat(started)
         run.last_step = max((e["step"] for e in _journal_entries(path, "metrics")), default=-1)
@@ -278,6 +283,14 @@ def _journal_entries(run_dir: Path, kind: str | None = None) -> Iterator[dict[st
                 continue  # a line cut short by a kill mid-write; every complete line counts
             if kind is None or entry.get("kind") == kind:
                 yield entry
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        if handle.seek(0, os.SEEK_END) == 0:
+            return True
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
 
 
 def load_run_dir(run_dir: Path) -> dict[str, Any]:

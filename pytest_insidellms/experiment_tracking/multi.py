@@ -44,6 +44,9 @@ class MultiTracker(ExperimentTracker[MultiRun]):
         if on_error not in ("raise", "warn", "ignore"):
             raise ValueError(f"on_error must be 'raise', 'warn' or 'ignore', got {on_error!r}")
         super().__init__(config or trackers[0].config)
+        # Each backend applies its own log_artifacts switch; this one only must not stop
+        # artifacts from reaching a backend that wants them. (self.config is a private copy.)
+        self.config.log_artifacts = any(t.config.log_artifacts for t in trackers)
         self.trackers = list(trackers)
         self.on_error: ErrorPolicy = on_error
         self.errors: list[tuple[str, BaseException]] = []

@@ -48,7 +48,8 @@ def flatten_experiment_result(result: Any, prefix: str = "") -> tuple[dict[str, 
             raise TypeError(f"score.custom_metrics must be a dict, got {type(custom).__name__}")
         for name, value in custom.items():
             if _is_number(value):
-                metrics[str(name)] = float(value)
+                # A custom metric never replaces a computed one (success_rate, the counts).
+                metrics.setdefault(str(name), float(value))
             elif value is not None:
                 params[str(name)] = value
         for name in _SCORE_FIELDS:
