@@ -1,12 +1,529 @@
-"""Placeholder: the mlflow backend lands with the backends issue."""
+"""MLflowTracker: runs in an MLflow tracking store (sqlite file, tracking server, ...).
+
+Everything goes through an ``MlflowClient`` bound to this tracker's tracking URI, with explicit
+run ids. The fluent API (``mlflow.start_run`` and its process-global run stack and tracking
+URI) is never touched, so code under test may use it freely, and several runs can be open at
+once.
+
+How data maps to MLflow:
+
+* Nested runs carry the ``mlflow.parentRunId`` tag; config tags become run tags with the value
+  ``"true"``; config notes become the run description (``mlflow.note.content``).
+* Metrics and params are buffered per run and sent with ``log_batch`` within MLflow's
+  per-request limits: when a batch is full, every ``flush_interval`` seconds from a daemon
+  thread, on :meth:`MLflowTracker.flush` and at ``end_run``. If a request fails, that batch is
+  dropped and the error is raised (as :class:`TrackingError`) by the call that sent it or, for
+  the timer, by the next call on the tracker.
+* Metric timestamps are nudged so they strictly increase per key: a metric logged several
+  times at one step ends with its last value in MLflow's run view, not the largest.
+* Params become strings (lists and dicts as compact JSON); values over 6000 characters are
+  cut with a :class:`TrackingWarning`. MLflow forbids changing a param: re-logging the same
+  value is skipped, and a new value is kept as ``<key>.v2``, ``<key>.v3``... (the first value
+  stays under ``<key>``).
+* NaN is stored as NaN. MLflow's sql stores have no infinity: ``inf`` reads back as
+  ``1.7976931348623157e308`` (the largest float) and ``-inf`` as its negative.
+* Artifacts are uploaded at once under their name (the artifact type is not stored); an
+  artifact logged twice under one name replaces the earlier one.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+import json
+import os
+import posixpath
+import shlex
+import shutil
+import tempfile
+import threading
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlparse
+
+from .base import (
+    Artifact,
+    ExperimentTracker,
+    Run,
+    TrackingError,
+    TrackingWarning,
+    import_sdk,
+    safe_relative_name,
+    sanitize_key,
+    utc_now,
+)
+from .config import TrackingConfig
+
+# MLflow's own limits (mlflow/utils/validation.py; the tests check they still match).
+MAX_METRICS_PER_BATCH: Final = 1000
+MAX_PARAMS_TAGS_PER_BATCH: Final = 100
+MAX_ENTITIES_PER_BATCH: Final = 1000
+MAX_BATCH_LOG_REQUEST_SIZE: Final = 1_000_000
+MAX_PARAM_VAL_LENGTH: Final = 6000
+MAX_TAG_VAL_LENGTH: Final = 8000
+
+#: Our estimate of a request's size is rough; stay well below the server's limit.
+_REQUEST_BUDGET: Final = MAX_BATCH_LOG_REQUEST_SIZE * 8 // 10
+
+#: Set unless the user set them. Without the first two, a client facing a dead server retries
+#: with backoff for minutes; the third stops ``set_terminated`` from printing two "View run"
+#: lines per run to the terminal (and from fetching the run once more to print them).
+_ENV_DEFAULTS: Final = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
+
+_STATUS: Final = {"finished": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
+_MISSING_RUN_CODES: Final = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
+_EXISTS_CODES: Final = ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS")
+_PARENT_TAG: Final = "mlflow.parentRunId"
+_NOTE_TAG: Final = "mlflow.note.content"
 
 
-class MLflowTracker:
+@dataclass(eq=False, kw_only=True)
+class MLflowRun(Run):
+    experiment_id: str
+    #: Buffered ``mlflow.entities.Metric`` objects, oldest first.
+    metrics: list[Any] = field(default_factory=list)
+    #: Buffered params, key -> string value.
+    params: dict[str, str] = field(default_factory=dict)
+    #: Every param key sent or buffered in this run, with its value.
+    param_keys: dict[str, str] = field(default_factory=dict)
+    #: For each param key as logged: its latest value and how many values it has had.
+    param_latest: dict[str, str] = field(default_factory=dict)
+    param_versions: dict[str, int] = field(default_factory=dict)
+    #: Last timestamp (ms) used per metric key.
+    metric_clock: dict[str, int] = field(default_factory=dict)
+
+
+class MLflowTracker(ExperimentTracker[MLflowRun]):
+    """Logs runs to MLflow (see the module docstring for how data maps).
+
+    ``tracking_uri``: the argument, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``
+    in the current directory (MLflow's own default); a relative sqlite path is made absolute
+    now. The experiment is ``experiment_name``, else ``config.experiment_name``, else
+    ``config.project``; it is created when missing, with ``artifact_location`` or, for sqlite
+    stores, the ``mlartifacts`` directory beside the database file (a tracking server picks
+    its own). Raises :class:`TrackingError` when the store cannot be reached.
+    """
+
     backend_name = "mlflow"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        raise NotImplementedError("the mlflow backend is not implemented yet")
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        experiment_name: str | None = None,
+        config: TrackingConfig | None = None,
+        artifact_location: str | None = None,
+        *,
+        flush_interval: float = 2.0,
+    ) -> None:
+        super().__init__(config)
+        if flush_interval <= 0:
+            raise ValueError(f"flush_interval must be positive, got {flush_interval!r}")
+        self.flush_interval = flush_interval
+        # Must precede the first import of mlflow: the telemetry client starts on import.
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        for name, value in _ENV_DEFAULTS.items():
+            os.environ.setdefault(name, value)
+        import_sdk("mlflow", "mlflow")
+        self._entities = importlib.import_module("mlflow.entities")
+        self._exception_type: type[Exception] = importlib.import_module(
+            "mlflow.exceptions"
+        ).MlflowException
+        uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+        self.tracking_uri: str = _absolute_sqlite_uri(uri)
+        self.client: Any = importlib.import_module("mlflow.tracking").MlflowClient(
+            tracking_uri=self.tracking_uri
+        )
+        self.experiment_name: str = (
+            experiment_name or self.config.experiment_name or self.config.project
+        )
+        self._flusher: threading.Thread | None = None
+        self._stop_flusher: threading.Event | None = None
+        self._background_error: BaseException | None = None
+        self._run_experiments: dict[str, str] = {}
+        try:
+            self.experiment_id: str = self._ensure_experiment(artifact_location)
+        except self._exception_type as exc:
+            raise self._error(f"cannot open experiment {self.experiment_name!r}", exc) from exc
+
+    # -- backend interface ------------------------------------------------------------------
+
+    def _open_run(self, name: str, run_id: str | None, parent: MLflowRun | None) -> MLflowRun:
+        self._raise_background_error()
+        if run_id is not None:
+            run = self._resume(run_id, name, parent)
+        else:
+            started = utc_now()
+            tags = {sanitize_key(tag): "true" for tag in self.config.tags}
+            if self.config.notes:
+                tags[_NOTE_TAG] = _cut(self.config.notes, MAX_TAG_VAL_LENGTH, "notes")
+            if parent is not None:
+                tags[_PARENT_TAG] = parent.run_id
+            created = self.client.create_run(
+                self.experiment_id, start_time=_ms(started.timestamp()), tags=tags, run_name=name
+            )
+            run = MLflowRun(
+                run_id=created.info.run_id,
+                name=name,
+                parent=parent,
+                started_at=started,
+                experiment_id=self.experiment_id,
+            )
+        self._run_experiments[run.run_id] = run.experiment_id
+        self._start_flusher()
+        return run
+
+    def _resume(self, run_id: str, name: str, parent: MLflowRun | None) -> MLflowRun:
+        try:
+            existing = self.client.get_run(run_id)
+        except self._exception_type as exc:
+            if getattr(exc, "error_code", None) in _MISSING_RUN_CODES:
+                raise ValueError(
+                    f"cannot resume MLflow run {run_id!r}: no such run in {self.tracking_uri}"
+                ) from exc
+            raise
+        if existing.info.lifecycle_stage == "deleted":
+            raise ValueError(f"cannot resume MLflow run {run_id!r}: it was deleted")
+        self.client.update_run(run_id, status="RUNNING")
+        if parent is not None:
+            self.client.set_tag(run_id, _PARENT_TAG, parent.run_id)
+        run = MLflowRun(
+            run_id=run_id,
+            name=existing.info.run_name or name,
+            parent=parent,
+            experiment_id=existing.info.experiment_id,
+        )
+        for metric in existing.data.to_proto().metrics:
+            run.last_step = max(run.last_step, metric.step)
+            run.metric_clock[metric.key] = max(
+                run.metric_clock.get(metric.key, -1), metric.timestamp
+            )
+        params: dict[str, str] = dict(existing.data.params)
+        run.param_keys.update(params)
+        run.param_latest.update(params)
+        for key, value in params.items():
+            base, dot, version = key.rpartition(".v")
+            if (dot and version.isdigit() and base in params
+                    and int(version) > run.param_versions.get(base, 1)):
+                run.param_versions[base] = int(version)
+                run.param_latest[base] = value
+        return run
+
+    def _record_metrics(
+        self, run: MLflowRun, metrics: dict[str, float], step: int, timestamp: float
+    ) -> None:
+        self._raise_background_error()
+        now = _ms(timestamp)
+        for key, value in metrics.items():
+            # MLflow's "latest value" is the one with the largest (step, timestamp, value):
+            # a strictly increasing timestamp makes the last value logged at a step win.
+            when = max(now, run.metric_clock.get(key, -1) + 1)
+            run.metric_clock[key] = when
+            run.metrics.append(self._entities.Metric(key, value, when, step))
+        if len(run.metrics) >= MAX_METRICS_PER_BATCH:
+            self._flush_run(run)
+
+    def _record_params(self, run: MLflowRun, params: dict[str, Any]) -> None:
+        self._raise_background_error()
+        for key, raw in params.items():
+            value = _cut(param_string(raw), MAX_PARAM_VAL_LENGTH, f"param {key!r}")
+            target = key
+            current = run.param_latest.get(key, run.param_keys.get(key))
+            if current is not None:
+                if current == value:
+                    continue
+                target = self._next_version(run, key)
+            run.param_latest[key] = value
+            run.param_keys[target] = value
+            run.params[target] = value
+        if len(run.params) >= MAX_PARAMS_TAGS_PER_BATCH:
+            self._flush_run(run)
+
+    def _next_version(self, run: MLflowRun, key: str) -> str:
+        version = run.param_versions.get(key, 1)
+        while True:
+            version += 1
+            candidate = sanitize_key(f"{key}.v{version}")
+            if candidate not in run.param_keys:
+                run.param_versions[key] = version
+                return candidate
+
+    def _record_artifact(self, run: MLflowRun, artifact: Artifact) -> None:
+        self._raise_background_error()
+        source = artifact.source
+        if source.is_dir():
+            self.client.log_artifacts(run.run_id, str(source), artifact_path=artifact.name)
+            return
+        folder = posixpath.dirname(artifact.name) or None
+        filename = posixpath.basename(artifact.name)
+        if source.name == filename:
+            self.client.log_artifact(run.run_id, str(source), artifact_path=folder)
+            return
+        # MLflow names an uploaded file after its source; give it the requested name.
+        with tempfile.TemporaryDirectory(prefix="insidellms-mlflow-") as tmp:
+            renamed = Path(tmp) / filename
+            shutil.copy2(source, renamed)
+            self.client.log_artifact(run.run_id, str(renamed), artifact_path=folder)
+
+    def _close_run(self, run: MLflowRun, status: str, ended_at: datetime) -> None:
+        try:
+            self._flush_run(run)
+        finally:
+            if not self._runs:
+                self._halt_flusher()
+            self.client.set_terminated(
+                run.run_id, _STATUS[status], end_time=_ms(ended_at.timestamp())
+            )
+        self._raise_background_error()
+
+    # -- buffering --------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Send every buffered metric and param now."""
+        with self._lock:
+            self._raise_background_error()
+            self._flush_all()
+
+    def close(self) -> None:
+        """Flush and stop the background flush thread. Open runs stay open; the thread
+        starts again with the next run."""
+        with self._lock:
+            thread = self._flusher
+            try:
+                self._flush_all()
+            finally:
+                self._halt_flusher()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=self.flush_interval + 30)
+
+    def _flush_all(self) -> None:
+        first_error: BaseException | None = None
+        for run in list(self._runs.values()):
+            try:
+                self._flush_run(run)
+            except Exception as exc:  # noqa: BLE001 - the other runs still deserve their data
+                first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
+
+    def _flush_run(self, run: MLflowRun) -> None:
+        while run.metrics or run.params:
+            budget = _REQUEST_BUDGET
+            params: list[Any] = []
+            for key in list(run.params)[:MAX_PARAMS_TAGS_PER_BATCH]:
+                size = _json_size(key) + _json_size(run.params[key]) + 32
+                if params and size > budget:
+                    break
+                budget -= size
+                params.append(self._entities.Param(key, run.params.pop(key)))
+            room = min(MAX_METRICS_PER_BATCH, MAX_ENTITIES_PER_BATCH - len(params))
+            count = 0
+            for metric in run.metrics[:room]:
+                size = _json_size(metric.key) + 96
+                if (params or count) and size > budget:
+                    break
+                budget -= size
+                count += 1
+            metrics, run.metrics = run.metrics[:count], run.metrics[count:]
+            try:
+                self.client.log_batch(run.run_id, metrics=metrics, params=params, synchronous=True)
+            except self._exception_type as exc:
+                what = f"logging {len(metrics)} metrics and {len(params)} params to run"
+                raise self._error(f"{what} {run.run_id} failed", exc) from exc
+
+    def _start_flusher(self) -> None:
+        if self._flusher is not None:
+            return
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=self._flush_periodically,
+            args=(stop,),
+            name="insidellms-mlflow-flush",
+            daemon=True,
+        )
+        self._flusher, self._stop_flusher = thread, stop
+        thread.start()
+
+    def _halt_flusher(self) -> None:
+        # No join here: the caller holds the lock the thread may be waiting for. The thread
+        # sees its event as soon as it gets the lock, and exits.
+        if self._stop_flusher is not None:
+            self._stop_flusher.set()
+        self._flusher = self._stop_flusher = None
+
+    def _flush_periodically(self, stop: threading.Event) -> None:
+        while not stop.wait(self.flush_interval):
+            with self._lock:
+                if stop.is_set():
+                    return
+                try:
+                    self._flush_all()
+                except Exception as exc:  # noqa: BLE001 - no caller here; the next call reports it
+                    self._background_error = self._background_error or exc
+
+    def _raise_background_error(self) -> None:
+        error, self._background_error = self._background_error, None
+        if error is None:
+            return
+        if isinstance(error, TrackingError):
+            raise error
+        raise self._error("a background flush failed", error) from error
+
+    def _error(self, what: str, exc: BaseException) -> TrackingError:
+        message = f"MLflow at {self.tracking_uri}: {what}: {exc}"
+        return TrackingError(message, [(self.backend_name, exc)])
+
+    # -- experiments, locations, models -----------------------------------------------------
+
+    def _ensure_experiment(self, artifact_location: str | None) -> str:
+        experiment = self.client.get_experiment_by_name(self.experiment_name)
+        if experiment is None:
+            location = artifact_location
+            if location is None:
+                location = _default_artifact_location(self.tracking_uri)
+            elif len(urlparse(location).scheme) <= 1:  # a local path (maybe C:\\...)
+                location = Path(location).resolve().as_uri()
+            try:
+                created: str = self.client.create_experiment(
+                    self.experiment_name, artifact_location=location
+                )
+                return created
+            except self._exception_type as exc:
+                # Another process may have created it between our two calls.
+                if getattr(exc, "error_code", None) not in _EXISTS_CODES:
+                    raise
+            experiment = self.client.get_experiment_by_name(self.experiment_name)
+        if experiment.lifecycle_stage == "deleted":
+            raise self._exception_type(
+                f"experiment {self.experiment_name!r} is deleted; restore it "
+                f"(MlflowClient.restore_experiment) or choose another name"
+            )
+        found: str = experiment.experiment_id
+        return found
+
+    def run_location(self, run_id: str | None = None) -> str | None:
+        """The run's page for a tracking server (``<uri>/#/experiments/<id>/runs/<run>``),
+        else the ``mlflow ui`` command that shows this store."""
+        with self._lock:
+            if run_id is None:
+                run = self._active_or_none()
+                if run is None:
+                    return None
+                run_id = run.run_id
+            experiment_id = self._run_experiments.get(run_id, self.experiment_id)
+        if self.tracking_uri.startswith(("http://", "https://")):
+            base = self.tracking_uri.rstrip("/")
+            return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+        return f"mlflow ui --backend-store-uri {shlex.quote(self.tracking_uri)}"
+
+    def log_model(
+        self,
+        model: Any,
+        model_name: str,
+        model_flavor: str = "pyfunc",
+        *,
+        run_id: str | None = None,
+        **save_kwargs: Any,
+    ) -> str:
+        """Save ``model`` with ``mlflow.<model_flavor>.save_model`` and upload it as the
+        artifact directory ``model_name`` of a run; return its ``runs:/`` URI.
+
+        For ``pyfunc``, ``model`` is the ``python_model``. ``save_kwargs`` go to
+        ``save_model`` (e.g. ``pip_requirements=[...]`` skips MLflow's slow inference).
+        """
+        name = safe_relative_name(model_name)
+        try:
+            flavor = importlib.import_module(f"mlflow.{model_flavor}")
+        except ImportError as exc:
+            raise ValueError(f"MLflow model flavor {model_flavor!r} is unavailable: {exc}") from exc
+        with self._lock:
+            target = self._resolve(run_id).run_id
+        with tempfile.TemporaryDirectory(prefix="insidellms-mlflow-model-") as tmp:
+            path = os.path.join(tmp, "model")
+            if model_flavor == "pyfunc":
+                flavor.save_model(path, python_model=model, **save_kwargs)
+            else:
+                flavor.save_model(model, path, **save_kwargs)
+            with self._lock:
+                self.client.log_artifacts(target, path, artifact_path=name)
+        return f"runs:/{target}/{name}"
+
+    def register_model(self, model_uri: str, model_name: str) -> Any:
+        """Register ``model_uri`` (``runs:/<run id>/<path>`` or a storage URI) as a new
+        version of the registered model ``model_name`` (created when missing). Returns the
+        ``ModelVersion``."""
+        try:
+            self.client.create_registered_model(model_name)
+        except self._exception_type as exc:
+            if getattr(exc, "error_code", None) not in _EXISTS_CODES:
+                raise
+        source, run_id = model_uri, None
+        if model_uri.startswith("runs:/"):
+            run_id, _, path = model_uri[len("runs:/") :].partition("/")
+            artifact_root = self.client.get_run(run_id).info.artifact_uri.rstrip("/")
+            source = f"{artifact_root}/{path}" if path else artifact_root
+        return self.client.create_model_version(model_name, source, run_id=run_id)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def param_string(value: Any) -> str:
+    """How a plain-JSON param value is spelled in MLflow: lists and dicts as compact JSON,
+    everything else with ``str``."""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return value if isinstance(value, str) else str(value)
+
+
+def _cut(text: str, limit: int, what: str) -> str:
+    if len(text) <= limit:
+        return text
+    warnings.warn(
+        f"MLflow: {what} has {len(text)} characters; truncated to MLflow's limit of {limit}",
+        TrackingWarning,
+        stacklevel=2,
+    )
+    return text[:limit]
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+def _json_size(text: str) -> int:
+    return len(json.dumps(text))
+
+
+def _sqlite_path(uri: str) -> tuple[Path, str] | None:
+    """The database file and query string of a ``sqlite:///`` URI; None for anything else."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    rest, mark, query = uri[len("sqlite:///") :].partition("?")
+    if not rest or rest.startswith(":memory:"):
+        return None
+    return Path(rest), mark + query
+
+
+def _absolute_sqlite_uri(uri: str) -> str:
+    """Pin a relative sqlite path to the current directory, so a later ``chdir`` (tests do
+    that) does not move the store, and make sure its directory exists."""
+    parsed = _sqlite_path(uri)
+    if parsed is None:
+        return uri
+    path, query = parsed
+    path = path if path.is_absolute() else Path.cwd() / path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path.as_posix()}{query}"
+
+
+def _default_artifact_location(uri: str) -> str | None:
+    parsed = _sqlite_path(uri)
+    if parsed is None:
+        return None
+    return (parsed[0].parent / "mlartifacts").as_uri()
