@@ -77,6 +77,7 @@ class WandBRun(Run):
     handle: Any  #: the ``wandb.Run`` object
     group: str  #: the root run's id, shared by the whole tree
     depth: int
+    disabled: bool = False  #: ``mode="disabled"``: W&B's no-op run
 
 
 class WandBTracker(ExperimentTracker[WandBRun]):
@@ -94,8 +95,9 @@ class WandBTracker(ExperimentTracker[WandBRun]):
     Extra keyword arguments go to every ``wandb.init``; ``settings=`` (a mapping or a
     ``wandb.Settings``) is merged over the tracker's defaults, and a fresh ``wandb.Settings``
     is built for each run. ``run_id=`` in :meth:`start_run` resumes with ``resume="allow"``:
-    the run is continued if W&B has it, else created under that id (offline, W&B cannot
-    check, and ``wandb sync`` merges the files).
+    the run is continued if W&B has it, else created under that id. Offline, W&B cannot
+    check: the resumed part is a second run file that ``wandb sync`` appends, and since its
+    last step is unknown, omitted steps start again at 0.
     """
 
     backend_name = "wandb"
@@ -125,7 +127,9 @@ class WandBTracker(ExperimentTracker[WandBRun]):
         if isinstance(finish_timeout, bool) or not isinstance(finish_timeout, (int, float)) or (
             finish_timeout <= 0
         ):
-            raise ValueError(f"finish_timeout must be a positive number of seconds, got {finish_timeout!r}")
+            raise ValueError(
+                f"finish_timeout must be a positive number of seconds, got {finish_timeout!r}"
+            )
         self.project: str = project or self.config.project
         _check_project(self.project)
         self.entity = entity
@@ -166,7 +170,7 @@ class WandBTracker(ExperimentTracker[WandBRun]):
 
         ``rows`` are mappings (``columns`` defaults to the first row's keys; a key outside the
         columns is an error, a missing one an empty cell) or sequences (``columns`` required).
-        Cells become plain JSON data and are redacted like params.
+        Cells become plain JSON data; credential-looking text in them is redacted.
         """
         key = sanitize_key(name)
         row_list = list(rows)
@@ -209,11 +213,10 @@ class WandBTracker(ExperimentTracker[WandBRun]):
         """Online: the run's URL (or ``entity/project/run_id``). Offline: the run's directory
         and the ``wandb sync`` command that uploads it. Also answers for ended runs."""
         with self._lock:
-            if run_id is None:
-                run_id = self._resolve(None).run_id
-            if run_id in self._locations:
-                return self._locations[run_id]
-            return self._open(run_id) and None  # raises the usual "no open run" error
+            key = self._resolve(None).run_id if run_id is None else run_id
+            if key not in self._locations:
+                self._open(key)  # raises the usual "no open run" error
+            return self._locations[key]
 
     # -- backend interface ------------------------------------------------------------------
 
@@ -241,18 +244,19 @@ class WandBTracker(ExperimentTracker[WandBRun]):
             kwargs["mode"] = self.mode
         if run_id is not None:
             kwargs["resume"] = "allow"
-        self.dir.mkdir(parents=True, exist_ok=True)
+        if self.mode != "disabled":
+            self.dir.mkdir(parents=True, exist_ok=True)
         handle = self._wandb.init(**kwargs)
         handle.define_metric(STEP_METRIC)
         handle.define_metric("*", step_metric=STEP_METRIC)
         run = WandBRun(run_id=handle.id, name=name, parent=parent, handle=handle, group=group,
-                       depth=depth)
+                       depth=depth, disabled=handle.settings.mode == "disabled")
         if run_id is not None:
             # An online resume brings the summary back: continue after its last step.
             last = handle.summary.get(STEP_METRIC)
             if isinstance(last, (int, float)) and not isinstance(last, bool):
                 run.last_step = int(last)
-        self._locations[run.run_id] = _location(handle)
+        self._locations[run.run_id] = None if run.disabled else _location(handle)
         return run
 
     def _record_metrics(
@@ -264,6 +268,8 @@ class WandBTracker(ExperimentTracker[WandBRun]):
         run.handle.config.update(params, allow_val_change=True)
 
     def _record_artifact(self, run: WandBRun, artifact: Artifact) -> None:
+        if run.disabled:
+            return  # W&B would still stage a copy of the files on disk
         name = artifact_name(artifact.name)
         wb_artifact = self._wandb.Artifact(name, type=artifact_type(artifact.type, name))
         if artifact.source.is_dir():
@@ -277,12 +283,12 @@ class WandBTracker(ExperimentTracker[WandBRun]):
         self._finish(run, EXIT_CODES[status])
 
     def _finish(self, run: WandBRun, exit_code: int) -> None:
-        errors: list[BaseException] = []
+        errors: list[Exception] = []
 
         def finish() -> None:
             try:
                 run.handle.finish(exit_code=exit_code)
-            except BaseException as exc:  # handed to the caller's thread below
+            except Exception as exc:  # noqa: BLE001 - re-raised in the caller's thread
                 errors.append(exc)
 
         worker = threading.Thread(target=finish, name=f"wandb-finish-{run.run_id}", daemon=True)
@@ -305,10 +311,12 @@ class WandBTracker(ExperimentTracker[WandBRun]):
         # wandb.init mutates the Settings it is given: every run gets its own.
         known = self._wandb.Settings.model_fields
         values = {k: v for k, v in _DEFAULT_SETTINGS.items() if k in known}
-        values["finish_timeout"] = self.finish_timeout
-        values["finish_timeout_raises"] = True
+        # W&B's own bound on the end-of-run upload, so its finish returns rather than being
+        # left hanging in the thread _finish gives up on.
+        bound = {"finish_timeout": self.finish_timeout, "finish_timeout_raises": True}
+        values.update({k: v for k, v in bound.items() if k in known})
         values.update(self._settings_overrides)
-        return self._wandb.Settings(**{k: v for k, v in values.items() if k in known})
+        return self._wandb.Settings(**values)
 
 
 # -- names ------------------------------------------------------------------------------------
@@ -353,7 +361,8 @@ def _check_project(project: str) -> None:
     if bad or len(project) > _NAME_MAX:
         raise ValueError(
             f"W&B project {project!r} is invalid: at most {_NAME_MAX} characters and none of"
-            f" {' '.join(sorted(_PROJECT_FORBIDDEN))}" + (f" (found {' '.join(bad)})" if bad else "")
+            f" {' '.join(sorted(_PROJECT_FORBIDDEN))}"
+            + (f" (found {' '.join(bad)})" if bad else "")
         )
 
 
@@ -381,7 +390,9 @@ def _settings_mapping(settings: Any) -> dict[str, Any]:
         return dict(settings)
     dump = getattr(settings, "model_dump", None)
     if dump is None:
-        raise TypeError(f"settings must be a mapping or wandb.Settings, got {type(settings).__name__}")
+        raise TypeError(
+            f"settings must be a mapping or wandb.Settings, got {type(settings).__name__}"
+        )
     values: dict[str, Any] = dump(exclude_unset=True)
     return values
 
@@ -391,9 +402,7 @@ def _new_run_id() -> str:
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
 
 
-def _location(handle: Any) -> str | None:
-    if handle.settings.mode == "disabled":
-        return None
+def _location(handle: Any) -> str:
     if handle.offline:
         sync_dir = str(handle.sync_dir)
         return f"{sync_dir} (upload with: wandb sync {shlex.quote(sync_dir)})"
