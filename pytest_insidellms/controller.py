@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 
 from . import __version__
+from .defaults import REMOTE_BACKENDS, backend_kwargs, spool_dir
 from .experiment_tracking import MultiTracker, create_tracker
 from .experiment_tracking.base import ExperimentTracker
-from .experiment_tracking.local import safe_id
+from .experiment_tracking.spool import SpoolingTracker
 from .options import BUILTIN_BACKENDS, Settings
 from .recorder import replay
 from .session_info import session_params
@@ -36,6 +37,8 @@ from .types import (
     ResultStatus,
 )
 
+#: The ``when`` of the report pytest-xdist makes for a test whose worker crashed.
+CRASHED = "???"
 #: Running outcome counts are re-logged at most this often per run (and always at its end).
 LIVE_INTERVAL_SECONDS = 2.0
 _SDK_OF = {"mlflow": ("mlflow",), "wandb": ("wandb",), "tensorboard": ("tensorboardX", "torch")}
@@ -130,6 +133,10 @@ class Controller:
         self._errors_seen = 0
         self._custom: dict[str, ExperimentTracker[Any]] = {}
         self._previous_sigterm: Any = None
+        # Before any tracker exists: a hook-provided one is built in _check_backends and
+        # copies the config when it is constructed.
+        for tags in config.hook.pytest_insidellms_session_tags(config=config):
+            settings.tracking.tags.extend(str(t) for t in tags or ())
         self._check_backends()
 
     # -- start-up ---------------------------------------------------------------------------
@@ -141,26 +148,40 @@ class Controller:
 
         usable = []
         for name in self.settings.backends:
-            tracker = self._hook_tracker(name) if name not in BUILTIN_BACKENDS else None
+            try:
+                tracker = self._hook_tracker(name) if name not in BUILTIN_BACKENDS else None
+            except Exception as exc:  # e.g. an in-house tracker that cannot reach its server
+                self._disable(name, f"--track {name}: pytest_insidellms_make_tracker failed: "
+                                    f"{type(exc).__name__}: {exc}", f"{type(exc).__name__}: {exc}")
+                continue
             if tracker is not None:
                 self._custom[name] = tracker
                 usable.append(name)
                 continue
             if name not in BUILTIN_BACKENDS:
                 raise pytest.UsageError(
-                    f"--track: unknown backend {name!r}; valid: {', '.join(BUILTIN_BACKENDS)} "
+                    f"{self.settings.backends_source}: unknown backend {name!r}; "
+                    f"valid: {', '.join(BUILTIN_BACKENDS)} "
                     "(or one provided by a pytest_insidellms_make_tracker hook)")
             if any(importlib.util.find_spec(m) for m in _SDK_OF.get(name, ("json",))):
                 usable.append(name)
                 continue
-            message = (f"--track {name}: its SDK is not installed; install it with: "
-                       f"pip install 'pytest-insidellms[{name}]'")
-            if self.settings.strict:
-                raise pytest.UsageError(message)
-            self.config.issue_config_time_warning(self.warning(message + " (backend disabled)"),
-                                                  stacklevel=2)
-            self.problems.setdefault(name, []).append("SDK not installed: backend disabled")
+            self._disable(
+                name, f"--track {name}: its SDK is not installed; install it with: "
+                      f"pip install 'pytest-insidellms[{name}]'",
+                f"SDK not installed (pip install 'pytest-insidellms[{name}]'): backend disabled")
         self.backends = usable
+
+    def _disable(self, name: str, message: str, problem: str) -> None:
+        """Leave backend ``name`` out with a warning, or stop pytest with --track-strict."""
+        if self.settings.strict:
+            raise pytest.UsageError(message)
+        try:
+            self.config.issue_config_time_warning(
+                self.warning(message + " (backend disabled)"), stacklevel=3)
+        except self.warning:
+            pass  # warnings are errors (-W error) and pytest would crash: the summary says it
+        self.problems.setdefault(name, []).append(problem)
 
     def _hook_tracker(self, name: str) -> ExperimentTracker[Any] | None:
         tracker: ExperimentTracker[Any] | None = self.config.hook.pytest_insidellms_make_tracker(
@@ -174,33 +195,11 @@ class Controller:
         hooked = self._hook_tracker(name)
         if hooked is not None:
             return hooked
-        return create_tracker(name, **self._backend_kwargs(name))
-
-    def _backend_kwargs(self, name: str) -> dict[str, Any]:
-        """Embedded defaults under the track dir; the config file's section overrides them."""
-        import os
-
         track_dir = self.settings.track_dir
-        tracking = self.settings.tracking
-        section = dict(tracking.backends.get(name, {}))
-        kwargs: dict[str, Any] = {"config": tracking}
-        if name == "local":
-            kwargs["output_dir"] = track_dir
-        elif name == "mlflow":
-            kwargs["experiment_name"] = tracking.project
-            if not section.get("tracking_uri") and not os.environ.get("MLFLOW_TRACKING_URI"):
-                track_dir.mkdir(parents=True, exist_ok=True)
-                kwargs["tracking_uri"] = f"sqlite:///{(track_dir / 'mlflow.db').resolve()}"
-                kwargs["artifact_location"] = str((track_dir / "mlartifacts").resolve())
-        elif name == "wandb":
-            kwargs["project"] = tracking.project
-            kwargs["dir"] = str(track_dir)
-            if "mode" not in section and not os.environ.get("WANDB_MODE"):
-                kwargs["mode"] = "online" if os.environ.get("WANDB_API_KEY") else "offline"
-        elif name == "tensorboard":
-            kwargs["log_dir"] = track_dir / "tensorboard" / safe_id(tracking.project)
-        kwargs.update(section)
-        return kwargs
+        tracker = create_tracker(name, **backend_kwargs(name, self.settings.tracking, track_dir))
+        if name in REMOTE_BACKENDS:
+            return SpoolingTracker(tracker, spool_dir(track_dir, name))
+        return tracker
 
     def _open_session(self) -> bool:
         """Create the backends and the session run on the first report. False: tracking off."""
@@ -209,8 +208,6 @@ class Controller:
         if self.stopped:
             return False
         self.stopped = True  # until proven otherwise: never try twice
-        for tags in self.config.hook.pytest_insidellms_session_tags(config=self.config):
-            self.settings.tracking.tags.extend(str(t) for t in tags or ())
         trackers = []
         for name in self.backends:
             with self._guard(name):
@@ -270,7 +267,7 @@ class Controller:
         if any(e["kind"] == "result" and e["target"] == "module" for e in payload.get("events", ())):
             case.returned_result = True
         _advance(case, report)
-        if report.when in ("teardown", "???"):  # "???": xdist's report for a crashed worker
+        if report.when in ("teardown", CRASHED):
             self._finish_case(report.nodeid, module)
 
     def _module(self, path: str, expected: int | None) -> Module:
@@ -382,11 +379,19 @@ class Controller:
             status = "killed" if killed else ("failed" if failed else "finished")
             self._call(lambda t: t.end_run(status, run_id=self.session_run))
             self._call(lambda t: t.flush())
+        for spooler in self._spoolers():
+            outage = spooler.outage()
+            if outage:
+                self.problems.setdefault(spooler.backend_name, []).insert(0, outage)
         if self.settings.strict and self.problems and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
     def pytest_unconfigure(self) -> None:
         self._restore_sigterm()
+
+    def _spoolers(self) -> list[SpoolingTracker]:
+        trackers = self.tracker.trackers if self.tracker is not None else []
+        return [t for t in trackers if isinstance(t, SpoolingTracker)]
 
     def _restore_sigterm(self) -> None:
         if self._previous_sigterm is not None:
@@ -456,7 +461,7 @@ def _advance(case: Case, report: pytest.TestReport) -> None:
         elif report.skipped:
             case.outcome = "skipped"
     elif report.failed:  # setup, teardown, or a crashed worker
-        case.outcome = "failed" if report.when == "???" else "error"
+        case.outcome = "failed" if str(report.when) == CRASHED else "error"
     elif report.skipped and report.when == "setup":
         case.outcome = "skipped"
     if report.failed and case.error is None:

@@ -6,7 +6,7 @@ import pytest
 from local_runs import comparable, only_session
 
 SUITE = {
-    "evals/test_returns": """
+    "evals/test_suite_returns": """
         import pytest
         from pytest_insidellms import (ExperimentResult, ModelInfo, ProbeCategory, ProbeResult,
                                        ResultStatus)
@@ -16,7 +16,7 @@ SUITE = {
             items = [ProbeResult(i) for i in range(ok)] + [ProbeResult("x", status=ResultStatus.ERROR)]
             return ExperimentResult("e", ModelInfo("m", "p", "i"), "qa", ProbeCategory.LOGIC, items)
     """,
-    "evals/test_marked": """
+    "evals/test_suite_marked": """
         import pytest
 
         @pytest.mark.experiment(name="labels", model_name="toy")
@@ -24,7 +24,7 @@ SUITE = {
         def test_case(case):
             assert case % 4 != 3
     """,
-    "evals/test_fixture": """
+    "evals/test_suite_fixture": """
         import pytest
 
         @pytest.mark.parametrize("n", range(5))
@@ -32,7 +32,7 @@ SUITE = {
             tracker.log_metrics({f"value_{n}": n * 1.5})
             tracker.log_params({f"param_{n}": str(n)})
     """,
-    "evals/sub/test_plain": """
+    "evals/sub/test_suite_plain": """
         import pytest
 
         @pytest.mark.parametrize("n", range(7))
@@ -62,8 +62,8 @@ def test_two_workers_produce_the_runs_of_one_process(suite: pytest.Pytester, dis
     distributed = _tracked(suite, "distributed", "-n", "2", "--dist", dist)
     assert distributed == single
     assert set(single["modules"]) == {  # type: ignore[call-overload]
-        "evals/test_returns.py", "evals/test_marked.py", "evals/test_fixture.py",
-        "evals/sub/test_plain.py"}
+        "evals/test_suite_returns.py", "evals/test_suite_marked.py",
+        "evals/test_suite_fixture.py", "evals/sub/test_suite_plain.py"}
 
 
 def test_worker_count_is_recorded(suite: pytest.Pytester) -> None:

@@ -104,7 +104,7 @@ class LocalFileTracker(ExperimentTracker[LocalRun]):
             run.journal.flush()
         if started:
             run.started_at = datetime.fromisoformat(started)
-        run.last_step = max((e["step"] for e in _journal_entries(path, "metrics")), default=-1)
+        run.last_step = max((e["step"] for e in journal_entries(path, "metrics")), default=-1)
         return run
 
     def _record_metrics(
@@ -231,7 +231,7 @@ def materialize(run_dir: Path, final_state: dict[str, Any] | None) -> None:
         "w", encoding="utf-8", dir=run_dir, prefix=".metrics.json.", delete=False
     ) as handle:
         handle.write("[")
-        for n, entry in enumerate(_journal_entries(run_dir, "metrics")):
+        for n, entry in enumerate(journal_entries(run_dir, "metrics")):
             handle.write(",\n  " if n else "\n  ")
             del entry["kind"]
             handle.write(json.dumps(entry, allow_nan=False))
@@ -258,7 +258,7 @@ class _Replayed:
 
 def _replay(run_dir: Path) -> _Replayed:
     state = _Replayed(params={}, artifacts=[], metrics_count=0, last_step=-1)
-    for entry in _journal_entries(run_dir):
+    for entry in journal_entries(run_dir):
         kind = entry.get("kind")
         if kind == "metrics":
             state.metrics_count += 1
@@ -270,7 +270,7 @@ def _replay(run_dir: Path) -> _Replayed:
     return state
 
 
-def _journal_entries(run_dir: Path, kind: str | None = None) -> Iterator[dict[str, Any]]:
+def journal_entries(run_dir: Path, kind: str | None = None) -> Iterator[dict[str, Any]]:
     try:
         handle = open(run_dir / JOURNAL, encoding="utf-8")
     except FileNotFoundError:
@@ -301,7 +301,7 @@ def load_run_dir(run_dir: Path) -> dict[str, Any]:
     if final_state is None:
         state = _replay(run_dir)
         metrics: list[dict[str, Any]] = []
-        for entry in _journal_entries(run_dir, "metrics"):
+        for entry in journal_entries(run_dir, "metrics"):
             del entry["kind"]
             metrics.append(entry)
         params, artifacts = state.params, state.artifacts

@@ -406,6 +406,15 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
         found: str = experiment.experiment_id
         return found
 
+    def metric_steps(self, run_id: str) -> dict[str, set[int]]:
+        """The steps each metric of a stored run already has (``sync`` skips those points)."""
+        with self._lock:
+            if run_id in self._runs:
+                self._flush_run(self._runs[run_id])
+            keys = self.client.get_run(run_id).data.metrics
+            return {key: {m.step for m in self.client.get_metric_history(run_id, key)}
+                    for key in keys}
+
     def run_location(self, run_id: str | None = None) -> str | None:
         """The run's page for a tracking server (``<uri>/#/experiments/<id>/runs/<run>``),
         else the ``mlflow ui`` command that shows this store."""

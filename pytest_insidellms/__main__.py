@@ -1,0 +1,74 @@
+"""``python -m pytest_insidellms sync SOURCE --to BACKEND``: replay spooled or local runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .defaults import backend_kwargs
+from .experiment_tracking import TrackingConfig, create_tracker
+from .experiment_tracking.base import ExperimentTracker
+from .experiment_tracking.sync import sync_runs
+
+TARGETS = ("mlflow", "wandb", "tensorboard", "local")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pytest_insidellms")
+    commands = parser.add_subparsers(dest="command", required=True)
+    sync = commands.add_parser(
+        "sync", help="replay a spool (after an outage) or local runs into a backend",
+        description="Replay a spool or local runs into a backend. Idempotent: running it "
+                    "again sends nothing twice.")
+    sync.add_argument("source", type=Path,
+                      help="a run directory, or a directory holding runs (a spool, a project)")
+    sync.add_argument("--to", dest="backend", required=True, choices=TARGETS)
+    sync.add_argument("--track-dir", type=Path, default=None,
+                      help="where the embedded defaults live, as for pytest --track-dir "
+                           "(default: the directory holding spool/, else ./experiments)")
+    sync.add_argument("--tracking-uri", help="MLflow tracking URI (else MLFLOW_TRACKING_URI, "
+                                             "else the embedded sqlite store)")
+    sync.add_argument("--entity", help="W&B entity")
+    sync.add_argument("--mode", help="W&B mode (online, offline)")
+    args = parser.parse_args(argv)
+
+    source: Path = args.source.resolve()
+    if not source.exists():
+        parser.error(f"{args.source} does not exist")
+    track_dir = args.track_dir or _track_dir_of(source)
+    overrides = {k: v for k, v in (("tracking_uri", args.tracking_uri), ("entity", args.entity),
+                                   ("mode", args.mode)) if v}
+
+    def make_target(tracking: TrackingConfig) -> ExperimentTracker[Any]:
+        kwargs = backend_kwargs(args.backend, tracking, track_dir)
+        kwargs.update(overrides)
+        if "tracking_uri" in overrides:
+            kwargs.pop("artifact_location", None)
+        return create_tracker(args.backend, **kwargs)
+
+    try:
+        report = sync_runs(source, make_target)
+    except (FileNotFoundError, ValueError, ImportError, RuntimeError) as exc:
+        print(f"sync failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"synced {source} into {args.backend}: {report.summary()}")
+    for location in report.locations:
+        print(f"  {location}")
+    for path in report.missing_artifacts:
+        print(f"  artifact no longer on disk, skipped: {path}", file=sys.stderr)
+    return 0
+
+
+def _track_dir_of(source: Path) -> Path:
+    """A spool lives at <track-dir>/spool/<backend>/...; other runs default to ./experiments."""
+    for parent in (source, *source.parents):
+        if parent.name == "spool":
+            return parent.parent
+    return Path("experiments").resolve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
