@@ -155,6 +155,9 @@ class Settings:
     track_dir: Path = Path("experiments")
     run_name: str = ""
     strict: bool = False
+    #: Where ``backends`` came from (``--track``, an environment variable, an ini key), for
+    #: error messages about a backend name.
+    backends_source: str = TRACK.flag
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     @property
@@ -166,7 +169,7 @@ def resolve(config: pytest.Config) -> Settings:
     """Resolve all settings; raises pytest.UsageError naming the source of a bad value."""
     if _flag(config, NO_TRACK):
         return Settings()
-    backends = _backends(config)
+    backends, backends_source = _backends(config)
     if not backends:
         return Settings()
 
@@ -208,19 +211,21 @@ def resolve(config: pytest.Config) -> Settings:
         run_name=run_name,
         strict=_flag(config, STRICT),
         tracking=tracking,
+        backends_source=backends_source,
     )
 
 
-def _backends(config: pytest.Config) -> list[str]:
+def _backends(config: pytest.Config) -> tuple[list[str], str]:
+    """The backend names asked for and where they came from."""
     cli = config.getoption(TRACK.dest, None)
     if cli:
-        return list(cli)
+        return list(cli), TRACK.flag
     for text, source in _env_then_ini(config, TRACK):
         try:
-            return backend_list(text)
+            return backend_list(text), source
         except argparse.ArgumentTypeError as exc:
             raise pytest.UsageError(f"{source}: {exc}") from None
-    return []
+    return [], TRACK.flag
 
 
 def _value(config: pytest.Config, option: Option) -> tuple[str, str] | None:
@@ -259,7 +264,10 @@ def _flag(config: pytest.Config, option: Option) -> bool:
         raise pytest.UsageError(
             f"environment variable {option.env}={env!r}: expected one of 1/0, true/false, yes/no, on/off"
         )
-    return bool(config.getini(option.ini))
+    try:
+        return bool(config.getini(option.ini))
+    except (ValueError, TypeError, pytest.UsageError) as exc:  # pytest's does not name the key
+        raise pytest.UsageError(f"ini option {option.ini}: {exc}") from None
 
 
 def _path(config: pytest.Config, text: str, source: str) -> Path:

@@ -86,13 +86,16 @@ def pytest_load_initial_conftests(
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     for flag in config.stash.get(TAKEN_FLAGS, []):
-        config.issue_config_time_warning(
-            InsideLLMsTrackingWarning(
-                f"{flag} is already defined by another plugin or conftest; "
-                f"pytest-insidellms answers to --insidellms-{flag[2:]} instead"
-            ),
-            stacklevel=2,
-        )
+        try:
+            config.issue_config_time_warning(
+                InsideLLMsTrackingWarning(
+                    f"{flag} is already defined by another plugin or conftest; "
+                    f"pytest-insidellms answers to --insidellms-{flag[2:]} instead"
+                ),
+                stacklevel=2,
+            )
+        except InsideLLMsTrackingWarning:
+            pass  # -W error would turn a clash we cannot resolve into a crash of every run
     settings = options.resolve(config)
     config.stash[SETTINGS] = settings
     if settings.enabled and not is_xdist_worker(config):

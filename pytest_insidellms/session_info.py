@@ -9,15 +9,18 @@ import os
 import platform
 import shlex
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from .experiment_tracking.redaction import REDACTED, is_secret_name
+
 
 def session_params(config: pytest.Config, version: str) -> dict[str, Any]:
     params: dict[str, Any] = {
-        "pytest_command": shlex.join(["pytest", *map(str, config.invocation_params.args)]),
+        "pytest_command": command_line(config.invocation_params.args),
         "rootdir": str(config.rootpath),
         "plugin_version": version,
         "pytest_version": pytest.__version__,
@@ -29,6 +32,32 @@ def session_params(config: pytest.Config, version: str) -> dict[str, Any]:
     if url:
         params["ci_run_url"] = url
     return params
+
+
+def command_line(args: Sequence[str | os.PathLike[str]]) -> str:
+    """The pytest command line, with the values of secret-named options masked.
+
+    ``--api-key X``, ``--openai-key=X`` and ``-o api_token=X`` lose their values (a value
+    after a secret-named flag is masked even if the flag takes none: better one path too
+    many hidden than a key shown). Values that look like credentials anywhere else are
+    masked by the trackers' redaction.
+    """
+    shown: list[str] = []
+    previous = ""
+    for arg in map(str, args):
+        if previous in ("-o", "--override-ini") and "=" in arg:
+            key, _, _ = arg.partition("=")
+            shown.append(f"{key}={REDACTED}" if is_secret_name(key) else arg)
+        elif arg.startswith("--") and "=" in arg:
+            flag, _, _ = arg.partition("=")
+            shown.append(f"{flag}={REDACTED}" if is_secret_name(flag[2:]) else arg)
+        elif previous.startswith("--") and "=" not in previous and is_secret_name(previous[2:]) \
+                and not arg.startswith("-"):
+            shown.append(REDACTED)
+        else:
+            shown.append(arg)
+        previous = arg
+    return shlex.join(["pytest", *shown])
 
 
 def _xdist_workers(config: pytest.Config) -> int:
