@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+import os
 from importlib.metadata import version
 
+# numpy refuses to load twice in one process, and pytester's in-process runs unload what an
+# inner run imported: load it once out here so inner runs may use the tensorboard backend
+# (tensorboardX imports numpy) more than once.
+import numpy  # noqa: F401
 import pytest
 
 
@@ -22,9 +27,8 @@ INNER_INI = _inner_ini()
 @pytest.fixture
 def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """A pytester project with strict warnings and no tracking settings from our environment."""
-    for name in ("INSIDELLMS_TRACK", "INSIDELLMS_TRACK_DIR", "INSIDELLMS_TRACK_PROJECT",
-                 "INSIDELLMS_NO_TRACK", "INSIDELLMS_TRACK_STRICT", "MLFLOW_TRACKING_URI",
-                 "WANDB_MODE", "WANDB_API_KEY"):
+    ours = [name for name in os.environ if name.startswith("INSIDELLMS_")]
+    for name in (*ours, "MLFLOW_TRACKING_URI", "WANDB_MODE", "WANDB_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     pytester.makeini(INNER_INI)
     return pytester
