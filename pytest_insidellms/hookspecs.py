@@ -30,6 +30,10 @@ def pytest_insidellms_make_tracker(
     so it can provide a new backend (``--track langfuse``) or replace a built-in one. The
     tracker must implement the :class:`~pytest_insidellms.ExperimentTracker` contract.
     ``backend_settings`` is the backend's section of the ``--track-config`` file.
+
+    A name the plugin does not know is asked for at configure time (an unknown name is a
+    usage error); built-in names when the session run opens. An exception raised here
+    disables that backend with a warning (a usage error with ``--track-strict``).
     """
 
 
@@ -44,9 +48,13 @@ def pytest_insidellms_result(
 
 @pytest.hookspec
 def pytest_insidellms_session_params(config: pytest.Config) -> Mapping[str, Any] | None:
-    """Return extra params for the session run (merged over the built-in ones)."""
+    """Return extra params for the session run (merged over the built-in ones).
+
+    Called when the session run opens, at the first test report."""
 
 
 @pytest.hookspec
 def pytest_insidellms_session_tags(config: pytest.Config) -> Iterable[str] | None:
-    """Return extra tags for every run of the session."""
+    """Return extra tags for every run of the session (added after ``--track-tags``).
+
+    Called once at configure time, before any tracker is made."""

@@ -166,11 +166,17 @@ class Settings:
 
 
 def resolve(config: pytest.Config) -> Settings:
-    """Resolve all settings; raises pytest.UsageError naming the source of a bad value."""
-    if _flag(config, NO_TRACK):
-        return Settings()
-    backends, backends_source = _backends(config)
-    if not backends:
+    """Resolve all settings; raises pytest.UsageError naming the source of a bad value.
+
+    Each setting is resolved on its own: command line, then environment, then ini file. When
+    both --track and --no-track are in effect, the one from the stronger source wins, and
+    --no-track on a tie: ``INSIDELLMS_NO_TRACK=1 pytest --track local`` tracks.
+    """
+    no_track, no_track_level = _flag_and_level(config, NO_TRACK)
+    if no_track and no_track_level == _CLI:
+        return Settings()  # before reading --track's other sources: nothing there can matter
+    backends, backends_source, track_level = _backends(config)
+    if not backends or (no_track and no_track_level >= track_level):
         return Settings()
 
     tracking = TrackingConfig(project=DEFAULT_PROJECT)
@@ -215,17 +221,17 @@ def resolve(config: pytest.Config) -> Settings:
     )
 
 
-def _backends(config: pytest.Config) -> tuple[list[str], str]:
-    """The backend names asked for and where they came from."""
+def _backends(config: pytest.Config) -> tuple[list[str], str, int]:
+    """The backend names asked for, where they came from and how strong that source is."""
     cli = config.getoption(TRACK.dest, None)
     if cli:
-        return list(cli), TRACK.flag
+        return list(cli), TRACK.flag, _CLI
     for text, source in _env_then_ini(config, TRACK):
         try:
-            return backend_list(text), source
+            return backend_list(text), source, _ENV if source.startswith("env") else _INI
         except argparse.ArgumentTypeError as exc:
             raise pytest.UsageError(f"{source}: {exc}") from None
-    return [], TRACK.flag
+    return [], TRACK.flag, _UNSET
 
 
 def _value(config: pytest.Config, option: Option) -> tuple[str, str] | None:
@@ -248,26 +254,35 @@ def _env_then_ini(config: pytest.Config, option: Option) -> list[tuple[str, str]
 
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
+#: The strength of a source, for settings that contradict each other (--track, --no-track).
+_UNSET, _INI, _ENV, _CLI = range(4)
 
 
 def _flag(config: pytest.Config, option: Option) -> bool:
+    return _flag_and_level(config, option)[0]
+
+
+def _flag_and_level(config: pytest.Config, option: Option) -> tuple[bool, int]:
+    """A boolean setting and the strength of the source that set it. An empty environment
+    variable counts as unset, as for the other settings."""
     if config.getoption(option.dest, None):
-        return True
-    env = os.environ.get(option.env)
-    if env is not None:
+        return True, _CLI
+    env = os.environ.get(option.env, "")
+    if env.strip():
         word = env.strip().lower()
         if word in _TRUE:
-            return True
+            return True, _ENV
         if word in _FALSE:
-            return False
+            return False, _ENV
         raise pytest.UsageError(
             f"environment variable {option.env}={env!r}: expected one of 1/0, true/false, yes/no, on/off"
         )
     try:
-        return bool(config.getini(option.ini))
+        value = bool(config.getini(option.ini))
     except (ValueError, TypeError, pytest.UsageError) as exc:  # pytest's does not name the key
         raise pytest.UsageError(f"ini option {option.ini}: {exc}") from None
+    return value, _INI if value else _UNSET
 
 
 def _path(config: pytest.Config, text: str, source: str) -> Path:

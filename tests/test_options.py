@@ -470,22 +470,45 @@ def test_no_track_turns_off_tracking_that_the_ini_turns_on(
     assert not (pytester.path / "experiments").exists()
 
 
-def test_no_track_wins_over_track_given_on_the_same_command_line(
-    pytester: pytest.Pytester,
+#: (ini keys, environment, arguments, whether the session is tracked)
+TRACK_VERSUS_NO_TRACK = {
+    "both on the command line": ({}, {}, ["--track", "local", "--no-track"], False),
+    "command line --track over env no-track": (
+        {}, {"INSIDELLMS_NO_TRACK": "1"}, ["--track", "local"], True),
+    "command line --track over ini no-track": (
+        {"insidellms_no_track": "true"}, {}, ["--track", "local"], True),
+    "command line --no-track over a bad env value": (
+        {}, {"INSIDELLMS_TRACK": "local;rm"}, ["--no-track"], False),
+    "env track over ini no-track": (
+        {"insidellms_no_track": "true"}, {"INSIDELLMS_TRACK": "local"}, [], True),
+    "both in the environment": ({}, {"INSIDELLMS_TRACK": "local", "INSIDELLMS_NO_TRACK": "yes"},
+                                [], False),
+    "env no-track over ini track": (
+        {"insidellms_track": "local"}, {"INSIDELLMS_NO_TRACK": "true"}, [], False),
+    "both in the ini file": ({"insidellms_track": "local", "insidellms_no_track": "true"}, {},
+                             [], False),
+    "env no-track=off over ini no-track": (
+        {"insidellms_track": "local", "insidellms_no_track": "true"},
+        {"INSIDELLMS_NO_TRACK": "off"}, [], True),
+    "empty env no-track is unset": (
+        {"insidellms_track": "local", "insidellms_no_track": "true"},
+        {"INSIDELLMS_NO_TRACK": ""}, [], False),
+}
+
+
+@pytest.mark.parametrize("case", list(TRACK_VERSUS_NO_TRACK), ids=list(TRACK_VERSUS_NO_TRACK))
+def test_track_and_no_track_stronger_source_wins_and_no_track_on_a_tie(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
+    keys, env, args, tracked = TRACK_VERSUS_NO_TRACK[case]
+    ini(pytester, **keys)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     pytester.makepyfile(ONE_TEST)
-    result = pytester.runpytest("--track", "local", "--no-track")
+    result = pytester.runpytest(*args)
     result.assert_outcomes(passed=1)
-    assert not (pytester.path / "experiments").exists()
-
-
-def test_environment_no_track_false_keeps_ini_tracking_on(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    ini(pytester, insidellms_track="local", insidellms_no_track="true")
-    monkeypatch.setenv("INSIDELLMS_NO_TRACK", "off")
-    pytester.makepyfile(ONE_TEST)
-    assert run_tracked(pytester).backends == ["local"]
+    assert (observe(result) is not None) is tracked
+    assert len(session_runs(pytester.path / "experiments")) == int(tracked)
 
 
 # -- a --track that belongs to someone else --------------------------------------------------------------
