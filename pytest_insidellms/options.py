@@ -66,7 +66,7 @@ TAGS = Option(
 )
 NOTES = Option(
     "insidellms_track_notes", "--track-notes", "insidellms_track_notes", "INSIDELLMS_TRACK_NOTES",
-    "Notes (description) for the session run.", "TEXT",
+    "Notes (description) for every run of the session.", "TEXT",
 )
 CONFIG = Option(
     "insidellms_track_config", "--track-config", "insidellms_track_config",

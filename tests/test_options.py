@@ -249,6 +249,7 @@ def test_run_name_tags_and_notes_reach_session_and_module_runs(pytester: pytest.
     module = LocalFileTracker(observed.track_dir).load_run(child)
     assert module["metadata"]["run_name"] == "test_evals.py"
     assert module["metadata"]["tags"] == ["gpt-4", "nightly"]
+    assert module["metadata"]["notes"] == "rerun after fix"
 
 
 # -- --track-config --------------------------------------------------------------------------------
