@@ -35,3 +35,18 @@ def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pyte
         monkeypatch.delenv(name, raising=False)
     pytester.makeini(INNER_INI)
     return pytester
+
+
+@pytest.fixture(scope="session", autouse=True)
+def mlflow_sqlite_ready(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Create one throwaway MLflow sqlite store before any test runs.
+
+    pytester restores ``sys.modules`` when a test ends, dropping the SQLAlchemy and alembic
+    modules that MLflow imported lazily during that test; a later store then fails inside
+    SQLAlchemy ("'InternalTraversal' object is not callable"). Importing them here, outside
+    any test, keeps one copy for the whole session.
+    """
+    from mlflow.tracking import MlflowClient
+
+    store = tmp_path_factory.mktemp("mlflow-warm-up") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{store}").search_experiments()

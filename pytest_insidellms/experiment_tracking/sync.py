@@ -76,7 +76,7 @@ def _sync(target: ExperimentTracker[Any], key: str, run_dir: Path, parent: str |
           report: SyncReport) -> str | None:
     """Replay one run and its children; returns the destination's run id."""
     if _complete(run_dir, key):
-        report.up_to_date += 1
+        report.up_to_date += sum(1 for _ in run_dir.glob("**/journal.jsonl"))
         return str(read_sync_state(run_dir)[key]["run_id"])
     state = read_sync_state(run_dir).get(key, {})
     data = load_run_dir(run_dir)

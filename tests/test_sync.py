@@ -1,0 +1,157 @@
+"""`python -m pytest_insidellms sync` replays local runs into a backend, idempotently."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from wandb_reader import read_runs
+
+from pytest_insidellms.__main__ import main
+
+SUITE = {
+    "evals/test_qa": """
+        import pytest
+        from pytest_insidellms import ExperimentResult, ModelInfo, ProbeCategory, ProbeResult
+
+        @pytest.mark.parametrize("n", [2, 3])
+        def test_result(n):
+            return ExperimentResult("e", ModelInfo("m", "p", "i"), "qa", ProbeCategory.LOGIC,
+                                    [ProbeResult(i) for i in range(n)])
+    """,
+    "evals/test_steps": """
+        def test_curve(tracker, tmp_path):
+            for step in (0, 5, 10):
+                tracker.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+            tracker.log_params({"lr": 0.01, "layers": [1, 2]})
+            report = tmp_path / "report.json"
+            report.write_text('{"ok": true}')
+            tracker.log_artifact(report, type="report")
+
+        def test_fails():
+            assert False
+    """,
+}
+
+
+@pytest.fixture
+def local_session(pytester: pytest.Pytester) -> Path:
+    """A finished local session run of SUITE; returns its directory."""
+    pytester.makepyfile(**SUITE)
+    pytester.runpytest("--track", "local", "--track-project", "sync-demo",
+                       "--track-tags", "nightly", "--track-notes", "replayed")
+    (run_dir,) = (pytester.path / "experiments" / "sync-demo").iterdir()
+    return run_dir
+
+
+def test_a_local_session_replays_into_mlflow_with_its_structure(
+    local_session: Path, tmp_path: Path
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert main(["sync", str(local_session), "--to", "mlflow", "--tracking-uri", uri]) == 0
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("sync-demo")  # the run's project
+    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    session = runs[local_session.name]
+    qa, steps = runs["evals/test_qa.py"], runs["evals/test_steps.py"]
+
+    assert qa.data.tags["mlflow.parentRunId"] == session.info.run_id
+    assert steps.data.tags["mlflow.parentRunId"] == session.info.run_id
+    assert (qa.info.status, steps.info.status, session.info.status) == (
+        "FINISHED", "FAILED", "FAILED")
+    assert session.data.tags["nightly"] == "true"
+    assert session.data.tags["mlflow.note.content"] == "replayed"
+    assert qa.data.metrics["test_result/3/total_count"] == 3
+    loss = client.get_metric_history(steps.info.run_id, "loss")
+    assert [(m.step, m.value) for m in loss] == [(0, 1.0), (5, 1 / 6), (10, 1 / 11)]
+    assert steps.data.params["lr"] == "0.01"
+    assert steps.data.params["layers"] == "[1,2]"
+    assert [a.path for a in client.list_artifacts(steps.info.run_id)] == ["report.json"]
+
+
+def test_syncing_twice_sends_nothing_twice(local_session: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert main(["sync", str(local_session), "--to", "mlflow", "--tracking-uri", uri]) == 0
+    assert main(["sync", str(local_session), "--to", "mlflow", "--tracking-uri", uri]) == 0
+    assert "0 run(s) created, 0 resumed, 3 already up to date; 0 call(s) replayed" in (
+        capsys.readouterr().out)
+
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("sync-demo").experiment_id])
+    assert len(runs) == 3
+    for run in runs:
+        for key in run.data.metrics:
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+            assert len(steps) == len(set(steps))
+
+
+def test_a_session_killed_with_sigkill_replays_as_killed(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    pytester.makepyfile(test_hang="""
+        import pathlib, time
+
+        def test_logs(tracker):
+            tracker.log_metrics({"kept": 42})
+
+        def test_hangs():
+            pathlib.Path("ready").write_text("1")
+            time.sleep(60)
+    """)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--track", "local", "-p", "no:randomly"],
+        cwd=pytester.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(pytester.path / "ready", process)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+
+    (run_dir,) = (pytester.path / "experiments" / "insideLLMs").iterdir()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert main(["sync", str(run_dir), "--to", "mlflow", "--tracking-uri", uri]) == 0
+
+    client = MlflowClient(tracking_uri=uri)
+    runs = {r.info.run_name: r for r in client.search_runs(
+        [client.get_experiment_by_name("insideLLMs").experiment_id])}
+    assert runs["test_hang.py"].info.status == "KILLED"
+    assert runs[run_dir.name].info.status == "KILLED"
+    assert runs["test_hang.py"].data.metrics["kept"] == 42
+
+
+def test_a_local_session_replays_into_wandb_offline(local_session: Path, tmp_path: Path) -> None:
+    assert main(["sync", str(local_session), "--to", "wandb", "--mode", "offline",
+                 "--track-dir", str(tmp_path)]) == 0
+
+    runs = {r.display_name: r for r in read_runs(tmp_path)}
+    session = runs[local_session.name]
+    qa, steps = runs["evals/test_qa.py"], runs["evals/test_steps.py"]
+    assert {r.group for r in runs.values()} == {session.run_id}
+    assert (qa.job_type, session.job_type) == ("module", "session")
+    assert (qa.exit_code, steps.exit_code) == (0, 1)
+    assert session.project == "sync-demo"
+    assert qa.summary["test_result/2/total_count"] == 2
+    assert steps.config["lr"] == 0.01
+
+
+def test_sync_of_nothing_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sync", str(tmp_path), "--to", "mlflow"]) == 1
+    assert "no run found" in capsys.readouterr().err
+
+
+def _wait_for(path: Path, process: subprocess.Popen[bytes]) -> None:
+    import time
+
+    deadline = time.monotonic() + 60
+    while not path.exists():
+        assert process.poll() is None, "pytest ended before reaching the hanging test"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.2)
