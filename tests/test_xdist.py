@@ -93,3 +93,8 @@ def test_a_crashed_worker_loses_nothing_reported_before(pytester: pytest.Pyteste
     assert module.metrics["tests_failed"] == 1
     assert module.status == "failed"
     assert session.run.status == "failed"
+
+
+def test_four_workers_produce_the_runs_of_one_process(suite: pytest.Pytester) -> None:
+    single = _tracked(suite, "single", "-p", "no:xdist")
+    assert _tracked(suite, "four", "-n", "4") == single
