@@ -74,7 +74,7 @@ class TrackerFixture:
         else:
             shutil.copy2(artifact.source, copy)
         self._emit({"kind": "artifact", "path": str(copy), "name": artifact.name,
-                    "type": artifact.type, "original_path": str(artifact.source)})
+                    "type": artifact.type})
 
     def log_experiment_result(self, result: Any, prefix: str = "") -> None:
         flatten_experiment_result(result, prefix)  # validates; raises naming a bad field
