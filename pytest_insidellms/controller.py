@@ -430,12 +430,16 @@ class Controller:
     def _guard(self, name: str) -> Iterator[None]:
         """Never let tracking raise into pytest (an INTERNALERROR) or leak warnings into it
         (``-W error`` would turn a truncation notice into a failure)."""
+        failure: Exception | None = None
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
                 yield
             except Exception as exc:
-                self._problem(name, exc)
+                failure = exc
+        # Reported out here: a warning issued inside the block above is recorded, never shown.
+        if failure is not None:
+            self._problem(name, failure)
         for message in caught:
             self._problem(name, message.message, warn_only=True)
 

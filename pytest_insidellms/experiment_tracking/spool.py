@@ -70,6 +70,8 @@ class SpoolingTracker(ExperimentTracker[SpoolRun]):
         self.backend_name = remote.backend_name
         self.remote = remote
         self.spool = LocalFileTracker(spool_dir, config=self.config)
+        # What the spool is about to create; pruned again (when empty) after a clean session.
+        self._created_top = _first_missing(Path(spool_dir).absolute())
         self.key = sync_key(remote)
         self.flush_interval = flush_interval
         self.failure: BaseException | None = None
@@ -134,10 +136,24 @@ class SpoolingTracker(ExperimentTracker[SpoolRun]):
         if self.failure is None and run.remote_id is not None:
             if run.parent is None:
                 shutil.rmtree(run.path, ignore_errors=True)  # all delivered: nothing to keep
+                self._prune(run.path.parent.absolute())
                 return
             run.delivered = run.entries
         write_sync_state(run.path, self.key, delivered=run.delivered,
                          ended=self.failure is None and run.remote_id is not None)
+
+    def _prune(self, directory: Path) -> None:
+        """Remove the empty directories the spool created, from ``directory`` upwards."""
+        top = self._created_top
+        if top is None or not directory.is_relative_to(top):
+            return
+        for candidate in (directory, *directory.parents):
+            try:
+                candidate.rmdir()
+            except OSError:  # not empty: another run or backend still spools there
+                return
+            if candidate == top:
+                return
 
     # -- delivery ---------------------------------------------------------------------------
 
@@ -179,3 +195,13 @@ class SpoolingTracker(ExperimentTracker[SpoolRun]):
                 TrackingWarning, stacklevel=4)
             return None
         return True if result is None else result
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The highest ancestor of ``path`` (or ``path`` itself) that does not exist yet."""
+    missing = None
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            break
+        missing = candidate
+    return missing
