@@ -3,6 +3,7 @@ while ordinary names and text are left alone."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,17 @@ def test_metrics_are_never_redacted(tmp_path: Path) -> None:
     tracker.end_run()
     assert tracker.load_run(run_id)["metrics"][0]["metrics"] == {
         "token_errors": 2.0, "api_key_failures": 1.0}
+
+
+@pytest.mark.parametrize("text", [
+    "x" * 1_000_000,
+    "x" * 500_000 + "://" + "y" * 500_000,
+    "a://b:" * 100_000,
+    "Bearer " * 100_000,
+], ids=["one long word", "a scheme mid-word", "repeated url starts", "repeated bearer"])
+def test_a_megabyte_of_adversarial_text_is_redacted_in_linear_time(text: str) -> None:
+    # A guard against catastrophic backtracking (the URL pattern once took hours on 1 MB),
+    # not a speed target: linear matching takes well under a second here.
+    started = time.perf_counter()
+    redact_text(text)
+    assert time.perf_counter() - started < 10
