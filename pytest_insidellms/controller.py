@@ -23,10 +23,10 @@ import pytest
 from . import __version__
 from .defaults import REMOTE_BACKENDS, backend_kwargs, spool_dir
 from .experiment_tracking import MultiTracker, create_tracker
-from .experiment_tracking.base import ExperimentTracker
+from .experiment_tracking.base import ExperimentTracker, TrackingWarning
 from .experiment_tracking.spool import SpoolingTracker
 from .options import BUILTIN_BACKENDS, Settings
-from .recorder import replay
+from .recorder import STAGING, replay
 from .session_info import session_params
 from .types import (
     ExperimentResult,
@@ -131,6 +131,9 @@ class Controller:
         self.stopped = False
         self.interrupted = False
         self._errors_seen = 0
+        self._warned: set[str] = set()
+        self._pending_warnings: list[str] = []
+        self._guard_depth = 0
         self._custom: dict[str, ExperimentTracker[Any]] = {}
         self._previous_sigterm: Any = None
         # Before any tracker exists: a hook-provided one is built in _check_backends and
@@ -379,6 +382,8 @@ class Controller:
             status = "killed" if killed else ("failed" if failed else "finished")
             self._call(lambda t: t.end_run(status, run_id=self.session_run))
             self._call(lambda t: t.flush())
+        with contextlib.suppress(OSError):  # fixture artifacts wait there; gone once replayed
+            (self.settings.track_dir / STAGING).rmdir()
         for spooler in self._spoolers():
             outage = spooler.outage()
             if outage:
@@ -429,30 +434,50 @@ class Controller:
     @contextlib.contextmanager
     def _guard(self, name: str) -> Iterator[None]:
         """Never let tracking raise into pytest (an INTERNALERROR) or leak warnings into it
-        (``-W error`` would turn a truncation notice into a failure)."""
-        failure: Exception | None = None
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                yield
-            except Exception as exc:
-                failure = exc
-        # Reported out here: a warning issued inside the block above is recorded, never shown.
-        if failure is not None:
-            self._problem(name, failure)
+        (``-W error`` would turn a truncation notice into a failure). Guards nest; what is
+        to be shown is shown when the outermost one ends, outside every catch_warnings."""
+        self._guard_depth += 1
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    yield
+                except Exception as exc:
+                    self._problem(name, exc)
+        finally:
+            self._guard_depth -= 1
         for message in caught:
-            self._problem(name, message.message, warn_only=True)
+            # Our library's notices (a truncated param, a backend that went down) are shown
+            # once each; other libraries' warnings raised while logging (SQLAlchemy
+            # deprecations inside MLflow, ...) are theirs, not the user's: left out.
+            if isinstance(message.message, TrackingWarning):
+                self._warn(str(message.message))
+        if self._guard_depth == 0:
+            self._show_warnings()
 
-    def _problem(self, name: str, error: Any, warn_only: bool = False) -> None:
-        text = f"{type(error).__name__}: {error}"
+    def _problem(self, name: str, error: BaseException) -> None:
+        """A tracking failure: counted for the summary (and --track-strict), warned once."""
         first = name not in self.problems
-        if not warn_only:
-            self.problems.setdefault(name, []).append(text)
+        self.problems.setdefault(name, []).append(f"{type(error).__name__}: {error}")
         if first:
+            self._warn(f"insidellms tracking ({name}): {type(error).__name__}: {error}")
+
+    def _warn(self, text: str) -> None:
+        """Show ``text`` once, as a warning, when the outermost guard ends (or now)."""
+        if text in self._warned:
+            return
+        self._warned.add(text)
+        self._pending_warnings.append(text)
+        if self._guard_depth == 0:
+            self._show_warnings()
+
+    def _show_warnings(self) -> None:
+        pending, self._pending_warnings = self._pending_warnings, []
+        for text in pending:
             try:
-                warnings.warn(self.warning(f"insidellms tracking ({name}): {text}"), stacklevel=2)
+                warnings.warn(self.warning(text), stacklevel=4)
             except Warning:
-                pass  # warnings are errors here; the summary still reports it
+                pass  # warnings are errors here; the summary still reports failures
 
 
 def _advance(case: Case, report: pytest.TestReport) -> None:

@@ -28,8 +28,10 @@ How data maps to MLflow:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
+import logging
 import os
 import posixpath
 import shlex
@@ -37,6 +39,7 @@ import shutil
 import tempfile
 import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -136,9 +139,10 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
         ).MlflowException
         uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
         self.tracking_uri: str = _absolute_sqlite_uri(uri)
-        self.client: Any = importlib.import_module("mlflow.tracking").MlflowClient(
-            tracking_uri=self.tracking_uri
-        )
+        with _quiet_schema_setup():
+            self.client: Any = importlib.import_module("mlflow.tracking").MlflowClient(
+                tracking_uri=self.tracking_uri
+            )
         self.experiment_name: str = (
             experiment_name or self.config.experiment_name or self.config.project
         )
@@ -147,7 +151,8 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
         self._background_error: BaseException | None = None
         self._run_experiments: dict[str, str] = {}
         try:
-            self.experiment_id: str = self._ensure_experiment(artifact_location)
+            with _quiet_schema_setup():
+                self.experiment_id: str = self._ensure_experiment(artifact_location)
         except self._exception_type as exc:
             raise self._error(f"cannot open experiment {self.experiment_name!r}", exc) from exc
 
@@ -536,3 +541,18 @@ def _default_artifact_location(uri: str) -> str | None:
     if parsed is None:
         return None
     return (parsed[0].parent / "mlartifacts").as_uri()
+
+
+@contextlib.contextmanager
+def _quiet_schema_setup() -> Iterator[None]:
+    """MLflow logs each step of creating a new sqlite store at INFO to stderr, in the middle
+    of pytest's progress line; those lines say nothing a user acts on."""
+    loggers = [logging.getLogger(name) for name in ("mlflow.store.db.utils", "alembic")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
