@@ -69,7 +69,7 @@ class LocalFileTracker(ExperimentTracker[LocalRun]):
             if any(r.path == existing for r in self._runs.values()):
                 raise RuntimeError(f"run {existing.name!r} is already open in this tracker")
             return self._resume(existing, name, parent)
-        path = _claim_directory(base, safe_id(run_id or name))
+        path = claim_directory(base, safe_id(run_id or name))
         (path / "artifacts").mkdir()
         run = LocalRun(
             run_id=path.name, name=name, parent=parent, path=path,
@@ -119,7 +119,7 @@ class LocalFileTracker(ExperimentTracker[LocalRun]):
 
     def _record_artifact(self, run: LocalRun, artifact: Artifact) -> None:
         root = run.path / "artifacts"
-        target = _free_path(root / artifact.name)
+        target = free_path(root / artifact.name)
         # The name is already free of "..", but a directory copied earlier may hold a link
         # that points outside: never write through one.
         if not target.parent.resolve().is_relative_to(root.resolve()):
@@ -185,13 +185,16 @@ def safe_id(text: str) -> str:
     return clean[:_MAX_ID_LENGTH]
 
 
-def _claim_directory(base: Path, name: str) -> Path:
+def claim_directory(base: Path, name: str, reserved: frozenset[str] = frozenset()) -> Path:
     """Create ``base/name`` or, if taken, ``base/name_2``, ``_3``...: never reuse a run's directory.
 
     ``mkdir`` is atomic, so two processes starting runs of the same name both get their own.
     """
     for attempt in range(1, 10_000):
-        path = base / (name if attempt == 1 else f"{name}_{attempt}")
+        candidate = name if attempt == 1 else f"{name}_{attempt}"
+        if candidate.casefold() in reserved:  # names the run directory itself uses
+            continue
+        path = base / candidate
         try:
             path.mkdir()
             return path
@@ -200,7 +203,7 @@ def _claim_directory(base: Path, name: str) -> Path:
     raise RuntimeError(f"could not find a free run directory for {name!r} under {base}")
 
 
-def _free_path(path: Path) -> Path:
+def free_path(path: Path) -> Path:
     """``path``, or ``stem_2.ext``, ``stem_3.ext``...: an earlier artifact is never overwritten."""
     if not os.path.lexists(path):
         return path

@@ -49,7 +49,7 @@ from typing import Any, Final, Literal, Protocol
 
 from .base import Artifact, ExperimentTracker, Run, import_sdk, sanitize_key
 from .config import TrackingConfig
-from .local import _free_path
+from .local import claim_directory, free_path
 
 WRITERS: Final[tuple[str, ...]] = ("auto", "torch", "tensorboardX")
 
@@ -145,7 +145,8 @@ class TensorBoardTracker(ExperimentTracker[TensorBoardRun]):
         else:
             base = parent.path if parent is not None else self.log_dir
             base.mkdir(parents=True, exist_ok=True)
-            path = _claim_directory(base, safe_dir_name(name), nested=parent is not None)
+            path = claim_directory(base, safe_dir_name(name),
+                                   _RESERVED_CHILD_NAMES if parent is not None else frozenset())
         run = TensorBoardRun(
             run_id=path.relative_to(self.log_dir).as_posix(), name=name, parent=parent,
             path=path, writer=self._new_writer(path),
@@ -191,7 +192,7 @@ class TensorBoardTracker(ExperimentTracker[TensorBoardRun]):
         run.unflushed = True
 
     def _record_artifact(self, run: TensorBoardRun, artifact: Artifact) -> None:
-        target = _free_path(run.path / ARTIFACTS_DIR / artifact.name)
+        target = free_path(run.path / ARTIFACTS_DIR / artifact.name)
         target.parent.mkdir(parents=True, exist_ok=True)
         if artifact.source.is_dir():
             # Links inside a directory are copied as links: their targets may lie outside it.
@@ -364,22 +365,6 @@ def safe_dir_name(name: str) -> str:
     if clean.split(".")[0].rstrip(" ").upper() in _WINDOWS_DEVICES:
         clean = f"_{clean}"[:_MAX_DIR_NAME]
     return clean
-
-
-def _claim_directory(base: Path, name: str, *, nested: bool) -> Path:
-    """Create ``base/name`` or, if taken, ``base/name_2``, ``_3``...: never reuse a run's
-    directory. ``mkdir`` is atomic, so concurrent runs of one name each get their own."""
-    for attempt in range(1, 10_000):
-        candidate = name if attempt == 1 else f"{name}_{attempt}"
-        if nested and candidate.casefold() in _RESERVED_CHILD_NAMES:
-            continue
-        path = base / candidate
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"could not find a free run directory for {name!r} under {base}")
 
 
 # -- text and hparams formatting ---------------------------------------------------------------
