@@ -91,7 +91,7 @@ class ProbeResult:
         return cls(
             input=data["input"],
             output=data.get("output"),
-            status=ResultStatus(data.get("status", ResultStatus.SUCCESS.value)),
+            status=ResultStatus(data.get("status", "success")),
             error=data.get("error"),
             latency_ms=data.get("latency_ms"),
             metadata=dict(data.get("metadata") or {}),
@@ -189,7 +189,19 @@ def to_jsonable(value: Any) -> Any:
     container that contains itself is cut at the repeat with ``"<cycle>"``. Floats stay floats,
     NaN and infinities included; the writer decides how to spell them.
     """
+    # The common cases first, without the cycle bookkeeping of the general walk.
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict and not value:
+        return {}
+    if isinstance(value, enum.Enum) and type(value.value) in _PLAIN:
+        return value.value
     return _jsonable(value, set())
+
+
+#: Exact types that are already plain JSON (subclasses such as enums take the long way).
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 def _jsonable(value: Any, path: set[int]) -> Any:

@@ -190,7 +190,8 @@ class ExperimentTracker(ABC, Generic[RunT]):
         self, metrics: Mapping[str, Any], step: int | None = None, *, run_id: str | None = None
     ) -> None:
         """Log numeric metrics. ``step=None`` continues after the highest step seen so far."""
-        clean = validate_metrics(metrics)
+        clean = metrics if type(metrics) is _CheckedMetrics else _CheckedMetrics(
+            validate_metrics(metrics))
         if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
             raise TypeError(f"step must be a non-negative int, got {step!r}")
         with self._lock:
@@ -204,7 +205,11 @@ class ExperimentTracker(ABC, Generic[RunT]):
 
     def log_params(self, params: Mapping[str, Any], *, run_id: str | None = None) -> None:
         """Log parameters. Values become plain JSON data; secrets are redacted."""
-        clean = validate_params(params, self.config.redact_patterns)
+        patterns = self.config.redact_patterns
+        if type(params) is _CheckedParams and params.patterns.issuperset(patterns):
+            clean = params
+        else:
+            clean = _CheckedParams(validate_params(params, patterns), frozenset(patterns))
         with self._lock:
             run = self._resolve(run_id)
             if clean:
@@ -309,6 +314,25 @@ class ExperimentTracker(ABC, Generic[RunT]):
 # -- validation shared by every backend -------------------------------------------------------
 
 
+class _CheckedMetrics(dict[str, float]):
+    """Metrics a tracker has validated. A tracker that wraps trackers (MultiTracker,
+    SpoolingTracker) hands them on as they are, and the wrapped one does not check them again:
+    with a spool that was four validations of every call. Never leaves the trackers."""
+
+    __slots__ = ()
+
+
+class _CheckedParams(dict[str, Any]):
+    """Params a tracker has validated and redacted with ``patterns`` (see _CheckedMetrics);
+    a tracker with other redaction patterns checks them again."""
+
+    __slots__ = ("patterns",)
+
+    def __init__(self, params: dict[str, Any], patterns: frozenset[str]) -> None:
+        super().__init__(params)
+        self.patterns = patterns
+
+
 def sanitize_key(key: Any) -> str:
     """Map a metric or param name to the portable alphabet every backend accepts.
 
@@ -320,6 +344,8 @@ def sanitize_key(key: Any) -> str:
     """
     if not isinstance(key, str):
         raise TypeError(f"metric and param names must be strings, got {type(key).__name__}")
+    if _is_clean_key(key):
+        return key
     clean = _KEY_FORBIDDEN.sub("_", key.strip())
     clean = re.sub(r"/{2,}", "/", clean).strip("/")
     clean = re.sub(r"\.{2,}", "_", clean)
@@ -334,9 +360,29 @@ def sanitize_key(key: Any) -> str:
     return clean
 
 
+def _is_clean_key(key: str) -> bool:
+    """True when sanitize_key would return ``key`` unchanged (most names; checked without the
+    regular-expression rewrites, as every logged name is checked at least once)."""
+    return (
+        0 < len(key) <= _KEY_MAX_LENGTH
+        and _KEY_FORBIDDEN.search(key) is None
+        and key.strip() == key
+        and key[0] != "/"
+        and key[-1] != "/"
+        and "//" not in key
+        and ".." not in key
+        and key != "."
+        and not key.startswith("./")
+        and not key.endswith("/.")
+        and "/./" not in key
+    )
+
+
 def metric_value(key: str, value: Any) -> float:
     """Coerce a metric value to float: ints, floats and numpy scalars pass; bools, None,
     strings and other objects raise TypeError; NaN and infinities are kept."""
+    if type(value) is float:
+        return value
     if isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", None) == "b":
         raise TypeError(f"metric {key!r}: bool is not a metric value; log 0/1 or use log_params")
     if isinstance(value, numbers.Real) or _is_numpy_number(value):
