@@ -240,6 +240,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # Delivered by now (replayed by the controller in this process, or sent to it by
+    # xdist); pytest keeps every report until the session ends, and with the payload
+    # memory would grow with every result logged.
+    report.__dict__.pop("insidellms", None)
+
+
 @pytest.fixture
 def tracker(request: pytest.FixtureRequest) -> TrackerFixture:
     """Log metrics, params, artifacts and results into this test's module run
