@@ -231,7 +231,7 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
             run.metric_clock[key] = when
             run.metrics.append(self._entities.Metric(key, value, when, step))
         if len(run.metrics) >= MAX_METRICS_PER_BATCH:
-            self._flush_run(run)
+            self._flush_run(run, full_only=True)
 
     def _record_params(self, run: MLflowRun, params: dict[str, Any]) -> None:
         self._raise_background_error()
@@ -247,7 +247,7 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
             run.param_keys[target] = value
             run.params[target] = value
         if len(run.params) >= MAX_PARAMS_TAGS_PER_BATCH:
-            self._flush_run(run)
+            self._flush_run(run, full_only=True)
 
     def _next_version(self, run: MLflowRun, key: str) -> str:
         version = run.param_versions.get(key, 1)
@@ -316,8 +316,14 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
         if first_error is not None:
             raise first_error
 
-    def _flush_run(self, run: MLflowRun) -> None:
+    def _flush_run(self, run: MLflowRun, full_only: bool = False) -> None:
+        """Send the run's buffer in log_batch requests. ``full_only`` (a batch filled up):
+        send only full requests and keep the rest buffered; sending the few values past a
+        full request in a request of their own doubled the requests, and each request with
+        params makes MLflow's sql store re-read every param of the run."""
         while run.metrics or run.params:
+            if full_only and not _fills_a_request(run):
+                return
             budget = _REQUEST_BUDGET
             params: list[Any] = []
             for key in list(run.params)[:MAX_PARAMS_TAGS_PER_BATCH]:
@@ -504,6 +510,12 @@ def _cut(text: str, limit: int, what: str) -> str:
         stacklevel=2,
     )
     return text[:limit]
+
+
+def _fills_a_request(run: MLflowRun) -> bool:
+    params, metrics = len(run.params), len(run.metrics)
+    return (params >= MAX_PARAMS_TAGS_PER_BATCH or metrics >= MAX_METRICS_PER_BATCH
+            or params + metrics >= MAX_ENTITIES_PER_BATCH)
 
 
 def _ms(seconds: float) -> int:
