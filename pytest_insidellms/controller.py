@@ -26,7 +26,7 @@ from .experiment_tracking import MultiTracker, create_tracker
 from .experiment_tracking.base import ExperimentTracker, TrackingWarning
 from .experiment_tracking.spool import SpoolingTracker
 from .options import BUILTIN_BACKENDS, Settings
-from .recorder import STAGING, replay
+from .recorder import STAGING, module_of, replay
 from .session_info import session_params
 from .types import (
     ExperimentResult,
@@ -105,6 +105,7 @@ class Experiment:
 
 @dataclass
 class Module:
+    path: str
     run_id: str
     tally: Tally = field(default_factory=Tally)
     expected: int | None = None
@@ -261,14 +262,14 @@ class Controller:
 
     def _take(self, report: pytest.TestReport) -> None:
         payload: dict[str, Any] = getattr(report, "insidellms", None) or {}
-        module = self._module(report.nodeid.split("::", 1)[0], payload.get("module_tests"))
+        module = self._module(module_of(report.nodeid), payload.get("module_tests"))
+        case = self.cases.setdefault(report.nodeid, Case())
         for event in payload.get("events", ()):
             self._apply(event, module, report.nodeid)
-        case = self.cases.setdefault(report.nodeid, Case())
+            if event["kind"] == "result" and event["target"] == "module":
+                case.returned_result = True  # a marker case that returned its own result
         if payload.get("experiment") is not None:
             case.experiment = payload["experiment"]
-        if any(e["kind"] == "result" and e["target"] == "module" for e in payload.get("events", ())):
-            case.returned_result = True
         _advance(case, report)
         if report.when in ("teardown", CRASHED):
             self._finish_case(report.nodeid, module)
@@ -279,7 +280,7 @@ class Controller:
             assert self.tracker is not None
             run_id = self.tracker.start_run(path, parent_run_id=self.session_run)
             self._collect_errors(self.tracker)
-            module = self.modules[path] = Module(run_id=run_id)
+            module = self.modules[path] = Module(path, run_id)
         if expected:
             module.expected = expected
         return module
@@ -315,7 +316,7 @@ class Controller:
         self._log_live(module.run_id, module.tally)
         self._log_live(self.session_run, self.session_tally)
         if module.expected is not None and len(module.finished) >= module.expected:
-            self._end_module(nodeid.split("::", 1)[0], module)
+            self._end_module(module)
 
     def _add_to_experiment(self, case: Case, nodeid: str, module: Module) -> None:
         info = case.experiment
@@ -331,16 +332,16 @@ class Controller:
             if case.stopped is not None:
                 experiment.stopped = max(experiment.stopped or case.stopped, case.stopped)
         if experiment.seen >= info.get("cases", 0):
-            self._log_experiment(nodeid.split("::", 1)[0], module, experiment)
+            self._log_experiment(module, experiment)
 
-    def _log_experiment(self, path: str, module: Module, experiment: Experiment) -> None:
+    def _log_experiment(self, module: Module, experiment: Experiment) -> None:
         del module.experiments[experiment.info["name"]]
         if not experiment.results:
             return
         info = experiment.info
-        result = aggregate(f"{path}::{info['name']}", info, experiment)
-        self._log_result(result, info["prefix"], module.run_id, f"{path}::{info['name']}",
-                         info.get("params"))
+        experiment_id = f"{module.path}::{info['name']}"
+        result = aggregate(experiment_id, info, experiment)
+        self._log_result(result, info["prefix"], module.run_id, experiment_id, info.get("params"))
 
     def _log_live(self, run_id: str | None, tally: Tally, final: bool = False) -> None:
         now = time.monotonic()
@@ -350,13 +351,13 @@ class Controller:
         metrics = tally.metrics()
         self._call(lambda t: t.log_metrics(metrics, run_id=run_id))
 
-    def _end_module(self, path: str, module: Module, status: str | None = None) -> None:
+    def _end_module(self, module: Module, status: str | None = None) -> None:
         for experiment in list(module.experiments.values()):
-            self._log_experiment(path, module, experiment)
+            self._log_experiment(module, experiment)
         self._log_live(module.run_id, module.tally, final=True)
         status = status or ("failed" if module.tally.failing else "finished")
         self._call(lambda t: t.end_run(status, run_id=module.run_id))
-        del self.modules[path]
+        del self.modules[module.path]
 
     # -- the end ----------------------------------------------------------------------------
 
@@ -371,12 +372,12 @@ class Controller:
         with self._guard("tracking"):
             for nodeid, case in list(self.cases.items()):
                 if case.outcome in ("failed", "error"):  # reported failing, never finished
-                    module = self.modules.get(nodeid.split("::", 1)[0])
+                    module = self.modules.get(module_of(nodeid))
                     if module is not None:
                         self._finish_case(nodeid, module)
             killed = self.interrupted
-            for path, module in list(self.modules.items()):
-                self._end_module(path, module, "killed" if killed else None)
+            for module in list(self.modules.values()):
+                self._end_module(module, "killed" if killed else None)
             self._log_live(self.session_run, self.session_tally, final=True)
             failed = self.session_tally.failing or exitstatus == pytest.ExitCode.INTERNAL_ERROR
             status = "killed" if killed else ("failed" if failed else "finished")

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from . import hookspecs, options
-from .recorder import STAGING, Event, TrackerFixture, result_event
+from .recorder import STAGING, Event, TrackerFixture, module_of, result_event
 from .types import ExperimentResult, ModelInfo, ProbeCategory
 
 SETTINGS = pytest.StashKey[options.Settings]()
@@ -58,10 +58,6 @@ class ItemState:
 
 def is_xdist_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
-
-
-def module_of(nodeid: str) -> str:
-    return nodeid.split("::", 1)[0]
 
 
 # -- options ------------------------------------------------------------------------------------

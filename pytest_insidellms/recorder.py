@@ -86,6 +86,11 @@ class TrackerFixture:
             self._events.append(event)
 
 
+def module_of(nodeid: str) -> str:
+    """The test module's path as node ids spell it: the name of its module run."""
+    return nodeid.split("::", 1)[0]
+
+
 def result_event(result: Any, prefix: str, params: dict[str, Any] | None = None) -> Event:
     event: Event = {"kind": "result", "target": "module", "prefix": prefix,
                     "result": result_to_dict(result)}

@@ -315,7 +315,7 @@ def load_run_dir(run_dir: Path) -> dict[str, Any]:
         params = _read_json(run_dir / "params.json") or {}
         artifacts = _read_json(run_dir / "artifacts.json") or []
     for entry in metrics:
-        entry["metrics"] = {k: _decode_float(v) for k, v in entry["metrics"].items()}
+        entry["metrics"] = {k: decode_float(v) for k, v in entry["metrics"].items()}
     children = run_dir / "children"
     return {
         "metadata": _read_json(run_dir / "metadata.json"),
@@ -343,5 +343,6 @@ def _encode_float(value: float) -> float | str:
     return value
 
 
-def _decode_float(value: Any) -> Any:
+def decode_float(value: Any) -> Any:
+    """A journal's metric value back as a float: the strings written for NaN and infinities."""
     return _NON_FINITE.get(value, value) if isinstance(value, str) else value

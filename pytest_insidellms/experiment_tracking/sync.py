@@ -17,7 +17,7 @@ from typing import Any
 
 from .base import ExperimentTracker
 from .config import TrackingConfig
-from .local import journal_entries, load_run_dir
+from .local import decode_float, journal_entries, load_run_dir
 from .spool import read_sync_state, sync_key, write_sync_state
 
 
@@ -110,7 +110,7 @@ def _replay(target: ExperimentTracker[Any], run_id: str, entry: dict[str, Any],
     kind = entry.get("kind")
     if kind == "metrics":
         step = int(entry["step"])
-        metrics = {k: _number(v) for k, v in entry["metrics"].items() if step not in have.get(k, ())}
+        metrics = {k: decode_float(v) for k, v in entry["metrics"].items() if step not in have.get(k, ())}
         if metrics:
             target.log_metrics(metrics, step, run_id=run_id)
     elif kind == "params":
@@ -150,9 +150,3 @@ def _metadata(run_dir: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((run_dir / "metadata.json").read_text("utf-8"))
     return data
 
-
-_NON_FINITE = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
-
-
-def _number(value: Any) -> Any:
-    return _NON_FINITE.get(value, value) if isinstance(value, str) else value
