@@ -97,3 +97,45 @@ def test_marker_without_tracking_is_harmless(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_cases=CASES)
     pytester.runpytest().assert_outcomes(passed=2, failed=1, skipped=1)
     assert not (pytester.path / "experiments").exists()
+
+
+def test_a_case_logging_a_side_result_through_the_fixture_still_counts(
+    pytester: pytest.Pytester,
+) -> None:
+    # A side result logged through the fixture is not the case's own result: the case stays
+    # in its experiment (this once gave total_count 2 for 3 passing cases).
+    pytester.makepyfile(test_cases="""
+        import pytest
+        from pytest_insidellms import ExperimentResult, ModelInfo, ProbeCategory, ProbeResult
+
+        @pytest.mark.experiment(name="qa")
+        @pytest.mark.parametrize("case", ["a", "b", "c"])
+        def test_case(case, tracker):
+            if case == "b":
+                tracker.log_experiment_result(ExperimentResult(
+                    experiment_id="side", model_info=ModelInfo("m", "p", "m"),
+                    probe_name="side", probe_category=ProbeCategory.CUSTOM,
+                    results=[ProbeResult(input="x")]), prefix="side/")
+    """)
+    pytester.runpytest("--track", "local").assert_outcomes(passed=3)
+    m = only_session(pytester.path / "experiments").modules["test_cases.py"].metrics
+    assert m["qa/total_count"] == 3
+    assert m["qa/accuracy"] == 1.0
+    assert m["side/total_count"] == 1
+
+
+def test_marker_typo_errors_without_a_traceback_into_the_plugin(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_cases="""
+        import pytest
+
+        @pytest.mark.experiment(probe_category="factual")
+        def test_case():
+            pass
+    """)
+    for args in ((), ("--track", "local")):
+        result = pytester.runpytest(*args)
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(["*probe_category='factual'*expected one of*factuality*"])
+        assert "pytest_insidellms" not in result.stdout.str()

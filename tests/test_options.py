@@ -618,7 +618,7 @@ def test_untracked_session_writes_nothing_and_imports_no_sdk_or_controller(
     modules = set(json.loads(pytester.path.joinpath("modules.json").read_text()))
     assert "pytest_insidellms.plugin" in modules  # the check below means something
     for heavy in ("mlflow", "wandb", "tensorboardX", "torch", "tensorboard", "yaml",
-                  "pytest_insidellms.controller"):
+                  "pytest_insidellms.session"):
         assert heavy not in modules, heavy
     created = {p.name for p in pytester.path.iterdir()} - before
     pytester_own = {"stdout", "stderr", "runpytest-0", "runpytest-current"}

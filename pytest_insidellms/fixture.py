@@ -1,9 +1,8 @@
-"""What a test holds as the ``tracker`` fixture, and how its calls travel.
+"""The ``tracker`` fixture: what a test holds to log anything a returned result does not carry.
 
-Calls are validated where they are made (so a bad value fails the test that passed it, with or
-without ``--track``) and recorded as plain-JSON events. The plugin attaches a test's events to
-the pytest report of the phase they happened in; the process that talks to backends (the single
-pytest process or the xdist controller) replays them. One path, with or without xdist.
+Calls are validated where they are made, so a bad value fails the test that passed it, with or
+without ``--track``; then they become typed events on the test's report (see :mod:`.wire`) and
+the process that talks to backends replays them. One path, with or without xdist.
 """
 
 from __future__ import annotations
@@ -14,17 +13,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .experiment_tracking.base import (
-    ExperimentTracker,
-    validate_artifact,
-    validate_metrics,
-    validate_params,
-)
+from .experiment_tracking.base import validate_artifact, validate_metrics, validate_params
 from .experiment_tracking.results import flatten_experiment_result
-from .types import to_jsonable
+from .types import ExperimentResult
+from .wire import ArtifactEvent, Event, MetricsEvent, ParamsEvent, ResultEvent, Target
 
-Event = dict[str, Any]
-
+#: Fixture artifacts are snapshotted here (under the track dir) until they are replayed.
 STAGING = ".staging"
 
 
@@ -35,10 +29,10 @@ class TrackerFixture:
     """
 
     def __init__(self, events: list[Event] | None, staging_dir: Path | None,
-                 target: str = "module") -> None:
+                 target: Target = "module") -> None:
         self._events = events
         self._staging_dir = staging_dir
-        self._target = target
+        self._target: Target = target
 
     @property
     def enabled(self) -> bool:
@@ -54,10 +48,10 @@ class TrackerFixture:
         clean = validate_metrics(metrics)
         if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
             raise TypeError(f"step must be a non-negative int, got {step!r}")
-        self._emit({"kind": "metrics", "metrics": clean, "step": step})
+        self._emit(MetricsEvent(self._target, clean, step))
 
     def log_params(self, params: dict[str, Any]) -> None:
-        self._emit({"kind": "params", "params": validate_params(params)})
+        self._emit(ParamsEvent(self._target, validate_params(params)))
 
     def log_artifact(
         self, path: str | os.PathLike[str], name: str | None = None, type: str | None = None
@@ -73,34 +67,29 @@ class TrackerFixture:
             shutil.copytree(artifact.source, copy, symlinks=True)
         else:
             shutil.copy2(artifact.source, copy)
-        self._emit({"kind": "artifact", "path": str(copy), "name": artifact.name,
-                    "type": artifact.type})
+        self._emit(ArtifactEvent(self._target, str(copy), artifact.name, artifact.type,
+                                 str(artifact.source.absolute())))
 
     def log_experiment_result(self, result: Any, prefix: str = "") -> None:
         flatten_experiment_result(result, prefix)  # validates; raises naming a bad field
-        self._emit(result_event(result, prefix))
+        self._emit(ResultEvent(self._target, as_experiment_result(result), prefix, "fixture"))
 
     def _emit(self, event: Event) -> None:
         if self._events is not None:
-            event["target"] = self._target
             self._events.append(event)
 
 
-def module_of(nodeid: str) -> str:
-    """The test module's path as node ids spell it: the name of its module run."""
-    return nodeid.split("::", 1)[0]
+def as_experiment_result(value: Any) -> ExperimentResult:
+    """An ExperimentResult as it is, or any object with its attributes converted once."""
+    if isinstance(value, ExperimentResult):
+        return value
+    return ExperimentResult.from_dict(_result_fields(value))
 
 
-def result_event(result: Any, prefix: str, params: dict[str, Any] | None = None) -> Event:
-    event: Event = {"kind": "result", "target": "module", "prefix": prefix,
-                    "result": result_to_dict(result)}
-    if params:
-        event["params"] = validate_params(params)
-    return event
+def _result_fields(result: Any) -> dict[str, Any]:
+    """Plain data from an object shaped like an ExperimentResult."""
+    from .types import to_jsonable
 
-
-def result_to_dict(result: Any) -> dict[str, Any]:
-    """Plain JSON for an ExperimentResult or any object with its attributes."""
     def attrs(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
         return {n: to_jsonable(getattr(obj, n)) for n in names if getattr(obj, n, None) is not None}
 
@@ -128,20 +117,3 @@ def result_to_dict(result: Any) -> dict[str, Any]:
             "error_rate", "custom_metrics")),
         **attrs(result, ("started_at", "completed_at", "config", "metadata")),
     }
-
-
-def replay(tracker: ExperimentTracker[Any], event: Event, run_id: str) -> None:
-    """Apply one non-result event to ``run_id`` (results go through the controller's hooks)."""
-    kind = event["kind"]
-    if kind == "metrics":
-        tracker.log_metrics(event["metrics"], event.get("step"), run_id=run_id)
-    elif kind == "params":
-        tracker.log_params(event["params"], run_id=run_id)
-    elif kind == "artifact":
-        staged = Path(event["path"])
-        try:
-            tracker.log_artifact(staged, event["name"], event["type"], run_id=run_id)
-        finally:
-            shutil.rmtree(staged.parent, ignore_errors=True)
-    else:
-        raise ValueError(f"unknown tracking event {kind!r}")

@@ -1,0 +1,54 @@
+"""Capturing what a test returns, without pytest ever seeing it.
+
+``pytest_runtest_call`` swaps ``item.obj`` for a wrapper (an ``async def`` one for coroutine
+tests, so pytest-asyncio and anyio still see a coroutine function) that hands the value to
+``keep`` and returns what ``keep`` returns. Wrapping ``pytest_pyfunc_call`` instead would miss
+pytest-asyncio tests, which swap ``obj`` inside ``runtest()``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+
+def capturing(func: Callable[..., Any], keep: Callable[[Any], Any]) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def call_async(*args: Any, **kwargs: Any) -> Any:
+            return keep(await func(*args, **kwargs))
+
+        return call_async
+
+    @functools.wraps(func)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return keep(func(*args, **kwargs))
+
+    return call
+
+
+def is_experiment_result(value: Any) -> bool:
+    from .types import ExperimentResult
+
+    return isinstance(value, ExperimentResult) or (
+        hasattr(value, "results") and hasattr(value, "probe_name") and hasattr(value, "model_info")
+    )
+
+
+def default_prefix(nodeid: str, name: str | None = None) -> str:
+    """``test_qa`` -> ``test_qa/``; ``TestQA::test_x[gpt-4-case 1]`` -> ``TestQA/test_x/gpt-4-case 1/``.
+
+    The part after the module, with ``::`` and the parametrization brackets turned into
+    ``/`` levels; the tracker's key rules then apply (see sanitize_key).
+    """
+    path = nodeid.split("::", 1)[1] if "::" in nodeid else nodeid
+    function, _, params = path.partition("[")
+    parts = function.split("::")
+    if name:
+        parts[-1] = name
+    if params:
+        parts.append(params.removesuffix("]"))
+    return "/".join(parts) + "/"

@@ -1,0 +1,92 @@
+"""Marker experiments: the cases of one ``@pytest.mark.experiment`` in one module become one
+ExperimentResult once all of them have finished. No pytest here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Final
+
+from ..cases import ExperimentInfo, FinishedCase, LoggedResult
+from ..types import (
+    ExperimentResult,
+    ModelInfo,
+    ProbeCategory,
+    ProbeResult,
+    ProbeScore,
+    ResultStatus,
+)
+
+_STATUS_OF_OUTCOME: Final = {
+    "passed": ResultStatus.SUCCESS, "xpassed": ResultStatus.SUCCESS,
+    "failed": ResultStatus.ERROR, "error": ResultStatus.ERROR,
+    "skipped": ResultStatus.SKIPPED, "xfailed": ResultStatus.SKIPPED,
+}
+
+
+@dataclass
+class ExperimentAggregate:
+    """The cases of one marker experiment in one module, until all have finished."""
+
+    module: str
+    info: ExperimentInfo
+    results: list[ProbeResult] = field(default_factory=list)
+    seen: int = 0
+    started: float | None = None
+    stopped: float | None = None
+
+    @property
+    def experiment_id(self) -> str:
+        return f"{self.module}::{self.info.name}"
+
+    @property
+    def complete(self) -> bool:
+        return self.seen >= self.info.cases
+
+    def add(self, case: FinishedCase) -> None:
+        """Count a case; it becomes a ProbeResult unless the test returned its own result
+        (results logged through the fixture do not count as the case's own)."""
+        self.seen += 1
+        if any(r.origin == "returned" for r in case.results):
+            return
+        self.results.append(ProbeResult(
+            input=case.test_name, status=_STATUS_OF_OUTCOME[case.outcome], error=case.error,
+            latency_ms=case.latency_ms))
+        if case.started is not None:
+            self.started = min(self.started or case.started, case.started)
+        if case.stopped is not None:
+            self.stopped = max(self.stopped or case.stopped, case.stopped)
+
+    def logged_result(self) -> LoggedResult | None:
+        """The aggregate as a result to log; None when every case returned its own."""
+        if not self.results:
+            return None
+        return LoggedResult(aggregate(self), self.info.prefix, "aggregated", self.info.params)
+
+
+def aggregate(experiment: ExperimentAggregate) -> ExperimentResult:
+    """The ExperimentResult of a marker experiment: one ProbeResult per case."""
+    info, results = experiment.info, experiment.results
+    ran = [r for r in results if r.status is not ResultStatus.SKIPPED]
+    passed = sum(r.status is ResultStatus.SUCCESS for r in ran)
+    latencies = [r.latency_ms for r in ran if r.latency_ms is not None]
+    errors = sum(r.status is ResultStatus.ERROR for r in results)
+
+    def when(stamp: float | None) -> datetime | None:
+        return None if stamp is None else datetime.fromtimestamp(stamp, timezone.utc)
+
+    return ExperimentResult(
+        experiment_id=experiment.experiment_id,
+        model_info=ModelInfo(name=info.model_name, provider=info.model_provider,
+                             model_id=info.model_id),
+        probe_name=info.probe_name or info.name,
+        probe_category=ProbeCategory(info.probe_category),
+        results=results,
+        score=ProbeScore(
+            accuracy=passed / len(ran) if ran else None,
+            mean_latency_ms=sum(latencies) / len(latencies) if latencies else None,
+            error_rate=errors / len(results) if results else 0.0,
+        ),
+        started_at=when(experiment.started),
+        completed_at=when(experiment.stopped),
+    )

@@ -1,0 +1,123 @@
+"""From phase reports to a test's outcome, as pytest's own summary counts it. No pytest here.
+
+A test sends up to three phase reports (setup, call, teardown; pytest-xdist sends one with
+``when="???"`` for a test whose worker crashed). :class:`CaseState` folds them, in arrival
+order, into one outcome; :meth:`CaseState.finish` hands out the immutable
+:class:`~pytest_insidellms.cases.FinishedCase`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Final
+
+from ..cases import ExperimentInfo, FinishedCase, LoggedResult, Outcome
+
+#: The ``when`` of the report pytest-xdist makes for a test whose worker crashed.
+CRASHED: Final = "???"
+#: How much of pytest's failure text a case keeps.
+ERROR_TAIL: Final = 500
+
+
+@dataclass(frozen=True)
+class Phase:
+    """What a case needs of one pytest report."""
+
+    when: str
+    #: pytest's ``report.outcome``: passed, failed or skipped.
+    outcome: str
+    duration: float = 0.0
+    start: float | None = None
+    stop: float | None = None
+    failure_text: str = ""
+    #: The report carries ``wasxfail`` (an expected failure, or an unexpected pass).
+    xfail: bool = False
+    error_type: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.when in ("teardown", CRASHED)
+
+
+@dataclass
+class CaseState:
+    """One test on its way through its phase reports."""
+
+    outcome: Outcome = "passed"
+    latency_ms: float | None = None
+    started: float | None = None
+    stopped: float | None = None
+    error: str | None = None
+    error_type: str | None = None
+    experiment: ExperimentInfo | None = None
+    results: list[LoggedResult] = field(default_factory=list)
+
+    def advance(self, phase: Phase) -> None:
+        failed, skipped = phase.outcome == "failed", phase.outcome == "skipped"
+        if phase.when == "call":
+            self.latency_ms = phase.duration * 1000.0
+            self.started, self.stopped = phase.start, phase.stop
+            if failed:
+                self.outcome = "failed"
+            elif skipped:
+                self.outcome = "xfailed" if phase.xfail else "skipped"
+            elif phase.xfail:
+                self.outcome = "xpassed"
+        elif failed:  # setup, teardown, or a crashed worker
+            self.outcome = "failed" if phase.when == CRASHED else "error"
+        elif skipped and phase.when == "setup":
+            self.outcome = "xfailed" if phase.xfail else "skipped"
+        if failed and self.error is None:
+            self.error = phase.failure_text.strip()[-ERROR_TAIL:]
+            self.error_type = phase.error_type
+
+    @property
+    def failing(self) -> bool:
+        return self.outcome in ("failed", "error")
+
+    def finish(self, nodeid: str, module: str) -> FinishedCase:
+        return FinishedCase(
+            nodeid=nodeid, module=module, outcome=self.outcome, error_type=self.error_type,
+            error=self.error, latency_ms=self.latency_ms, started=self.started,
+            stopped=self.stopped, experiment=self.experiment, results=tuple(self.results))
+
+
+#: The four counts of a run: xfailed counts as skipped and xpassed as passed, as in
+#: pytest's one-line summary for the purposes of a pass rate.
+_TALLY_OF: Final[dict[Outcome, str]] = {
+    "passed": "passed", "xpassed": "passed", "failed": "failed", "error": "error",
+    "skipped": "skipped", "xfailed": "skipped",
+}
+
+
+@dataclass
+class Tally:
+    """Outcome counts of a run."""
+
+    started: float = field(default_factory=time.monotonic)
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"passed": 0, "failed": 0, "skipped": 0, "error": 0})
+
+    def add(self, outcome: Outcome) -> None:
+        self.counts[_TALLY_OF[outcome]] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def failing(self) -> bool:
+        return bool(self.counts["failed"] or self.counts["error"])
+
+    def metrics(self) -> dict[str, float]:
+        ran = self.total - self.counts["skipped"]
+        return {
+            "tests_total": self.total,
+            "tests_passed": self.counts["passed"],
+            "tests_failed": self.counts["failed"],
+            "tests_skipped": self.counts["skipped"],
+            "tests_errors": self.counts["error"],
+            "pass_rate": self.counts["passed"] / ran if ran else 0.0,
+            "duration_seconds": time.monotonic() - self.started,
+        }

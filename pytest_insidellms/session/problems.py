@@ -1,0 +1,109 @@
+"""Every tracking problem goes to one :class:`ProblemSink`.
+
+Tracking is best effort: a failure is counted per backend for the summary (and
+``--track-strict``), warned once, and never raised into pytest (that would be an INTERNALERROR)
+nor leaked as a warning pytest could turn into an error under ``-W error``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+
+import pytest
+
+from ..experiment_tracking.base import TrackingWarning
+
+
+class ProblemSink:
+    def __init__(self, config: pytest.Config, warning: type[Warning], strict: bool) -> None:
+        self.config = config
+        self.warning = warning
+        self.strict = strict
+        #: Backend (or "tracking") -> one line per problem, oldest first.
+        self.problems: dict[str, list[str]] = {}
+        self._warned: set[str] = set()
+        self._pending: list[str] = []
+        self._depth = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.problems)
+
+    # -- recording --------------------------------------------------------------------------
+
+    def add(self, name: str, problem: str, *, first: bool = False) -> None:
+        """Count a problem without warning (it was warned elsewhere or will be summarised)."""
+        lines = self.problems.setdefault(name, [])
+        lines.insert(0, problem) if first else lines.append(problem)
+
+    def failure(self, name: str, error: BaseException) -> None:
+        """A tracking failure: counted, and warned the first time for ``name``."""
+        first = name not in self.problems
+        self.add(name, f"{type(error).__name__}: {error}")
+        if first:
+            self.warn(f"insidellms tracking ({name}): {type(error).__name__}: {error}")
+
+    def disable(self, name: str, message: str, problem: str) -> None:
+        """Leave backend ``name`` out at configure time, or stop pytest with --track-strict."""
+        if self.strict:
+            raise pytest.UsageError(message)
+        try:
+            self.config.issue_config_time_warning(
+                self.warning(message + " (backend disabled)"), stacklevel=3)
+        except self.warning:
+            pass  # warnings are errors (-W error) and pytest would crash: the summary says it
+        self.add(name, problem)
+
+    def warn(self, text: str) -> None:
+        """Show ``text`` once, as a warning, when the outermost guard ends (or now)."""
+        if text in self._warned:
+            return
+        self._warned.add(text)
+        self._pending.append(text)
+        if self._depth == 0:
+            self._show()
+
+    # -- the guard --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def guard(self, name: str = "tracking") -> Iterator[None]:
+        """Run tracking code: exceptions become problems of ``name``; warnings raised inside
+        are held and shown once the outermost guard ends, outside every catch_warnings."""
+        self._depth += 1
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    yield
+                except Exception as exc:
+                    self.failure(name, exc)
+        finally:
+            self._depth -= 1
+        for message in caught:
+            # Our library's notices (a truncated param, a backend that went down) are shown
+            # once each; other libraries' warnings raised while logging (SQLAlchemy
+            # deprecations inside MLflow, ...) are theirs, not the user's: left out.
+            if isinstance(message.message, TrackingWarning):
+                self.warn(str(message.message))
+        if self._depth == 0:
+            self._show()
+
+    def _show(self) -> None:
+        pending, self._pending = self._pending, []
+        for text in pending:
+            try:
+                warnings.warn(self.warning(text), stacklevel=4)
+            except Warning:
+                pass  # warnings are errors here; the summary still reports failures
+
+    # -- the end ----------------------------------------------------------------------------
+
+    def summary_lines(self) -> list[str]:
+        return [f"  {name}: {len(lines)} problem(s), first: {lines[0]}"
+                for name, lines in self.problems.items()]
+
+    def apply_strict(self, session: pytest.Session) -> None:
+        """--track-strict: any problem turns an otherwise passing session into exit 4."""
+        if self.strict and self.problems and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR

@@ -1,0 +1,225 @@
+"""The session's runs: one session run, a run per module, everything logged into them.
+
+Fed by the :class:`~.assembler.CaseAssembler` with each report's events as they arrive and with
+each test once it finished. Runs open lazily, on the first report (``--collect-only`` and
+``--help`` open nothing); a module run ends as soon as its last test finished. Every backend
+call goes through the problem sink's guard: nothing here can raise into pytest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+
+from .. import __version__
+from ..cases import FinishedCase, LoggedResult
+from ..experiment_tracking import MultiTracker
+from ..experiment_tracking.spool import SpoolingTracker
+from ..session_info import session_params
+from ..wire import ArtifactEvent, Event, MetricsEvent, ParamsEvent, ResultEvent
+from .backends import Backends
+from .experiments import ExperimentAggregate
+from .outcomes import Tally
+from .problems import ProblemSink
+
+#: Running outcome counts are re-logged at most this often per run (and always at its end).
+LIVE_INTERVAL_SECONDS: Final = 2.0
+
+
+@dataclass
+class ModuleRun:
+    """The run of one test module, open until its last test finished."""
+
+    path: str
+    run_id: str
+    tally: Tally = field(default_factory=Tally)
+    expected: int | None = None
+    finished: int = 0
+    experiments: dict[str, ExperimentAggregate] = field(default_factory=dict)
+    last_live: float = 0.0
+
+
+class TrackedSession:
+    def __init__(self, config: pytest.Config, backends: Backends, problems: ProblemSink) -> None:
+        self.config = config
+        self.settings = backends.settings
+        self.backends = backends
+        self.problems = problems
+        self.tracker: MultiTracker | None = None
+        self.session_run: str | None = None
+        self.locations: dict[str, str | None] = {}
+        self.tally = Tally()
+        self.results_logged = 0
+        self._last_live = 0.0
+        self._modules: dict[str, ModuleRun] = {}
+        self._tried = False
+        self._errors_seen = 0
+
+    # -- opening ----------------------------------------------------------------------------
+
+    def open(self) -> bool:
+        """Create the backends and the session run (once). False: tracking is off."""
+        if self.tracker is not None or self._tried:
+            return self.tracker is not None
+        self._tried = True
+        trackers = []
+        for name in self.backends.names:
+            with self.problems.guard(name):
+                trackers.append(self.backends.make(name))
+        if not trackers:
+            return False
+        tracker = MultiTracker(trackers, config=self.settings.tracking, on_error="ignore")
+        with self.problems.guard():
+            self.session_run = tracker.start_run(run_name=self.settings.run_name)
+        self._collect_errors(tracker)
+        if self.session_run is None:
+            return False
+        self.tracker = tracker
+        self.locations = tracker.locations(self.session_run)
+        params = session_params(self.config, __version__)
+        for extra in self.config.hook.pytest_insidellms_session_params(config=self.config):
+            params.update(extra or {})
+        self._call(lambda t: t.log_params(params, run_id=self.session_run))
+        return True
+
+    def _module(self, path: str, expected: int | None) -> ModuleRun:
+        module = self._modules.get(path)
+        if module is None:
+            assert self.tracker is not None
+            run_id = self.tracker.start_run(path, parent_run_id=self.session_run)
+            self._collect_errors(self.tracker)
+            module = self._modules[path] = ModuleRun(path, run_id)
+        if expected:
+            module.expected = expected
+        return module
+
+    # -- what the assembler hands over ------------------------------------------------------
+
+    def on_events(self, module_path: str, nodeid: str, expected: int | None,
+                  events: list[Event]) -> None:
+        module = self._module(module_path, expected)
+        for event in events:
+            run_id = module.run_id if event.target == "module" else self.session_run
+            assert run_id is not None
+            if isinstance(event, ResultEvent):
+                self._log_result(LoggedResult(event.result, event.prefix, event.origin,
+                                              event.params), run_id, nodeid)
+            else:
+                self._call(_replay(event, run_id))
+
+    def on_case(self, case: FinishedCase) -> None:
+        module = self._module(case.module, None)
+        module.tally.add(case.outcome)
+        self.tally.add(case.outcome)
+        module.finished += 1
+        if case.experiment is not None:
+            name = case.experiment.name
+            experiment = module.experiments.get(name)
+            if experiment is None:
+                experiment = module.experiments[name] = ExperimentAggregate(module.path,
+                                                                            case.experiment)
+            experiment.add(case)
+            if experiment.complete:
+                self._log_experiment(module, experiment)
+        now = time.monotonic()
+        if now - module.last_live >= LIVE_INTERVAL_SECONDS:
+            module.last_live = now
+            self._log_tally(module.run_id, module.tally)
+        if now - self._last_live >= LIVE_INTERVAL_SECONDS:
+            self._last_live = now
+            self._log_tally(self.session_run, self.tally)
+        if module.expected is not None and module.finished >= module.expected:
+            self._end_module(module)
+
+    # -- logging ----------------------------------------------------------------------------
+
+    def _log_result(self, logged: LoggedResult, run_id: str, nodeid: str) -> None:
+        verdicts = self.config.hook.pytest_insidellms_result(
+            result=logged.result, nodeid=nodeid, prefix=logged.prefix, config=self.config)
+        if any(v is False for v in verdicts):
+            return
+        self._call(lambda t: t.log_experiment_result(logged.result, logged.prefix, run_id=run_id))
+        if logged.params:
+            params = {f"{logged.prefix}{k}": v for k, v in logged.params.items()}
+            self._call(lambda t: t.log_params(params, run_id=run_id))
+        self.results_logged += 1
+
+    def _log_experiment(self, module: ModuleRun, experiment: ExperimentAggregate) -> None:
+        del module.experiments[experiment.info.name]
+        logged = experiment.logged_result()
+        if logged is not None:
+            self._log_result(logged, module.run_id, experiment.experiment_id)
+
+    def _log_tally(self, run_id: str | None, tally: Tally) -> None:
+        if run_id is not None:
+            metrics = tally.metrics()
+            self._call(lambda t: t.log_metrics(metrics, run_id=run_id))
+
+    # -- ending -----------------------------------------------------------------------------
+
+    def _end_module(self, module: ModuleRun, status: str | None = None) -> None:
+        for experiment in list(module.experiments.values()):
+            self._log_experiment(module, experiment)
+        self._log_tally(module.run_id, module.tally)
+        status = status or ("failed" if module.tally.failing else "finished")
+        self._call(lambda t: t.end_run(status, run_id=module.run_id))
+        del self._modules[module.path]
+
+    def finish(self, *, killed: bool, internal_error: bool) -> None:
+        """End every open run: ``killed`` after a signal, else by the outcomes."""
+        if self.tracker is None:
+            return
+        for module in list(self._modules.values()):
+            self._end_module(module, "killed" if killed else None)
+        self._log_tally(self.session_run, self.tally)
+        failed = self.tally.failing or internal_error
+        status = "killed" if killed else ("failed" if failed else "finished")
+        self._call(lambda t: t.end_run(status, run_id=self.session_run))
+        self._call(lambda t: t.flush())
+        for spooler in self.spoolers():
+            outage = spooler.outage()
+            if outage:
+                self.problems.add(spooler.backend_name, outage, first=True)
+
+    def spoolers(self) -> list[SpoolingTracker]:
+        trackers = self.tracker.trackers if self.tracker is not None else []
+        return [t for t in trackers if isinstance(t, SpoolingTracker)]
+
+    # -- failure handling -------------------------------------------------------------------
+
+    def _call(self, operation: Callable[[MultiTracker], Any]) -> None:
+        """One operation on the multi-tracker; backend failures are collected, not raised."""
+        assert self.tracker is not None
+        with self.problems.guard():
+            operation(self.tracker)
+        self._collect_errors(self.tracker)
+
+    def _collect_errors(self, tracker: MultiTracker) -> None:
+        for name, exc in tracker.errors[self._errors_seen:]:
+            self.problems.failure(name, exc)
+        self._errors_seen = len(tracker.errors)
+
+
+def _replay(event: MetricsEvent | ParamsEvent | ArtifactEvent,
+            run_id: str) -> Callable[[MultiTracker], None]:
+    """A fixture call as an operation on ``run_id``."""
+    if isinstance(event, MetricsEvent):
+        return lambda t: t.log_metrics(event.metrics, event.step, run_id=run_id)
+    if isinstance(event, ParamsEvent):
+        return lambda t: t.log_params(event.params, run_id=run_id)
+
+    def artifact(t: MultiTracker) -> None:
+        staged = Path(event.path)
+        try:
+            t.log_artifact(staged, event.name, event.type, run_id=run_id)
+        finally:
+            import shutil
+
+            shutil.rmtree(staged.parent, ignore_errors=True)
+
+    return artifact
