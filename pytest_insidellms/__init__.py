@@ -1,8 +1,14 @@
 """pytest-insidellms: turn an LLM eval suite into tracked experiment runs.
 
 The tracker library lives in :mod:`pytest_insidellms.experiment_tracking` (no pytest needed);
-the pytest plugin in :mod:`pytest_insidellms.plugin`.
+the pytest plugin in :mod:`pytest_insidellms.plugin`. Importing the package imports neither
+pytest nor any backend SDK: ``InsideLLMsTrackingWarning`` (a pytest warning class) is loaded
+when first asked for.
 """
+
+from __future__ import annotations
+
+import typing
 
 from .experiment_tracking import (
     ExperimentTracker,
@@ -17,6 +23,7 @@ from .experiment_tracking import (
     auto_track,
     create_tracker,
 )
+from .fixture import TrackerFixture
 from .types import (
     ExperimentResult,
     ModelInfo,
@@ -27,11 +34,15 @@ from .types import (
     ResultStatus,
 )
 
+if typing.TYPE_CHECKING:
+    from .plugin import InsideLLMsTrackingWarning
+
 __version__ = "0.1.0"
 
 __all__ = [
     "ExperimentResult",
     "ExperimentTracker",
+    "InsideLLMsTrackingWarning",
     "LocalFileTracker",
     "MLflowTracker",
     "ModelInfo",
@@ -42,6 +53,7 @@ __all__ = [
     "ProbeScore",
     "ResultStatus",
     "TensorBoardTracker",
+    "TrackerFixture",
     "TrackingConfig",
     "TrackingError",
     "TrackingWarning",
@@ -50,3 +62,12 @@ __all__ = [
     "auto_track",
     "create_tracker",
 ]
+
+
+def __getattr__(name: str) -> typing.Any:
+    if name == "InsideLLMsTrackingWarning":
+        from .plugin import InsideLLMsTrackingWarning
+
+        globals()[name] = InsideLLMsTrackingWarning
+        return InsideLLMsTrackingWarning
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -55,8 +55,12 @@ def test_all_matches_what_the_module_exposes(module: ModuleType) -> None:
 
 
 def test_top_level_re_exports_are_the_library_objects() -> None:
+    from pytest_insidellms import fixture, plugin
+
+    assert pytest_insidellms.InsideLLMsTrackingWarning is plugin.InsideLLMsTrackingWarning
+    assert pytest_insidellms.TrackerFixture is fixture.TrackerFixture
     for name in pytest_insidellms.__all__:
-        if name == "__version__":
+        if name in ("__version__", "InsideLLMsTrackingWarning", "TrackerFixture"):
             continue
         value = getattr(pytest_insidellms, name)
         source = experiment_tracking if hasattr(experiment_tracking, name) else types
