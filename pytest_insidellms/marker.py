@@ -14,11 +14,6 @@ from .cases import ExperimentInfo
 from .experiment_tracking.base import validate_params
 from .types import ModelInfo, ProbeCategory
 
-HELP: Final = (
-    "experiment(name=None, prefix=None, model_name=None, model_provider=None, model_id=None, "
-    "probe_name=None, probe_category=None, params=None): log this test's cases as one "
-    "ExperimentResult (or name and describe the result it returns). See pytest-insidellms."
-)
 KWARGS: Final = frozenset({"name", "prefix", "model_name", "model_provider", "model_id",
                            "probe_name", "probe_category", "params"})
 _MODEL_FIELDS: Final = ("model_name", "model_provider", "model_id", "probe_name")
@@ -68,8 +63,9 @@ def experiment_name(item: pytest.Item, marker: pytest.Mark) -> str:
     return str(getattr(item, "originalname", item.name))
 
 
-def experiment_info(item: pytest.Item, marker: pytest.Mark, cases: int) -> ExperimentInfo:
-    fields = check(marker)
+def experiment_info(item: pytest.Item, marker: pytest.Mark, fields: dict[str, Any],
+                    cases: int) -> ExperimentInfo:
+    """``fields`` as :func:`check` returned them."""
     name = experiment_name(item, marker)
     return ExperimentInfo(name=name, prefix=marker.kwargs.get("prefix") or f"{name}/",
                           cases=cases, **fields)

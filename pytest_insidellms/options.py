@@ -9,14 +9,15 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .experiment_tracking.config import TrackingConfig
+if TYPE_CHECKING:  # imported by resolve() only when tracking is on: an untracked run pays nothing
+    from .experiment_tracking.config import TrackingConfig
 
 GROUP = "insidellms"
 DEFAULT_PROJECT = "insideLLMs"
@@ -149,8 +150,10 @@ def _is_known(parser: pytest.Parser, flag: str) -> bool:
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the plugin needs to know, resolved from CLI, environment, ini and YAML."""
+    """Everything a tracked session needs to know, resolved from CLI, environment, ini and
+    YAML."""
 
+    tracking: TrackingConfig
     backends: tuple[str, ...] = ()
     track_dir: Path = Path("experiments")
     run_name: str = ""
@@ -158,15 +161,15 @@ class Settings:
     #: Where ``backends`` came from (``--track``, an environment variable, an ini key), for
     #: error messages about a backend name.
     backends_source: str = TRACK.flag
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     @property
     def enabled(self) -> bool:
         return bool(self.backends)
 
 
-def resolve(config: pytest.Config) -> Settings:
-    """Resolve all settings; raises pytest.UsageError naming the source of a bad value.
+def resolve(config: pytest.Config) -> Settings | None:
+    """Resolve all settings, or None when tracking is off; raises pytest.UsageError naming
+    the source of a bad value.
 
     Each setting is resolved on its own: command line, then environment, then ini file. When
     both --track and --no-track are in effect, the one from the stronger source wins, and
@@ -174,10 +177,12 @@ def resolve(config: pytest.Config) -> Settings:
     """
     no_track, no_track_level = _flag_and_level(config, NO_TRACK)
     if no_track and no_track_level == _CLI:
-        return Settings()  # before reading --track's other sources: nothing there can matter
+        return None  # before reading --track's other sources: nothing there can matter
     backends, backends_source, track_level = _backends(config)
     if not backends or (no_track and no_track_level >= track_level):
-        return Settings()
+        return None
+
+    from .experiment_tracking.config import TrackingConfig
 
     tracking = TrackingConfig(project=DEFAULT_PROJECT)
     config_file = _value(config, CONFIG)

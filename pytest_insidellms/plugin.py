@@ -3,32 +3,35 @@
 Every process (single, xdist controller, xdist worker) captures results and records the
 ``tracker`` fixture's calls as typed events on its test reports (:mod:`.wire`). Only the process
 that is not an xdist worker starts the session side (:mod:`.session`), which replays the
-reports into the backends. Without ``--track`` nothing is imported, written or opened.
+reports into the backends.
+
+Without ``--track`` this module is all that runs: it imports no other part of the package
+until a test carries the marker, uses the fixture or returns a result, and the hooks that
+ship events (:class:`TrackingHooks`) are not even registered.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections import Counter
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import hookspecs, marker, options
-from .capture import capturing, default_prefix, is_experiment_result
-from .cases import ExperimentInfo
-from .fixture import STAGING, TrackerFixture, as_experiment_result
-from .wire import Event, Payload, ResultEvent, to_wire
+from . import hookspecs, options
 
-SETTINGS = pytest.StashKey[options.Settings]()
-COLLECTED = pytest.StashKey["Collected"]()
+if TYPE_CHECKING:
+    import weakref
+
+    from .cases import ExperimentInfo
+    from .fixture import TrackerFixture
+    from .wire import Event, Payload
+
+#: The resolved settings; absent (None) when tracking is off.
+SETTINGS = pytest.StashKey["options.Settings | None"]()
 TEST_STATE = pytest.StashKey["ItemState"]()
 TAKEN_FLAGS = pytest.StashKey[list[str]]()
-#: In a single process, reports' payloads stay objects here, off the report (other plugins
-#: serialise reports; only an xdist worker puts the plain-JSON form on the report itself).
-PAYLOADS = pytest.StashKey["weakref.WeakKeyDictionary[pytest.TestReport, Payload]"]()
 
 
 class InsideLLMsTrackingWarning(pytest.PytestWarning):
@@ -38,21 +41,13 @@ class InsideLLMsTrackingWarning(pytest.PytestWarning):
 
 
 @dataclass
-class Collected:
-    """Counts from this process's collection, shipped on reports so the replaying process
-    knows when a module or a marker experiment is complete (it does not collect under xdist)."""
-
-    module_tests: Counter[str] = field(default_factory=Counter)
-    experiment_cases: Counter[tuple[str, str]] = field(default_factory=Counter)
-
-
-@dataclass
 class ItemState:
-    """Per-test scratch space, reset at the start of each run of the test."""
+    """Per-test scratch space of a tracked session, reset at the start of each run."""
 
+    marker: pytest.Mark | None = None
+    marker_fields: dict[str, Any] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     experiment: ExperimentInfo | None = None
-    marker_fields: dict[str, Any] = field(default_factory=dict)
 
 
 def is_xdist_worker(config: pytest.Config) -> bool:
@@ -79,7 +74,7 @@ def pytest_load_initial_conftests(
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", marker.HELP)
+    config.addinivalue_line("markers", MARKER_HELP)
     for flag in config.stash.get(TAKEN_FLAGS, []):
         try:
             config.issue_config_time_warning(
@@ -91,59 +86,50 @@ def pytest_configure(config: pytest.Config) -> None:
             )
         except InsideLLMsTrackingWarning:
             pass  # -W error would turn a clash we cannot resolve into a crash of every run
-    settings = options.resolve(config)
-    config.stash[SETTINGS] = settings
-    if settings.enabled and not is_xdist_worker(config):
+    settings = config.stash[SETTINGS] = options.resolve(config)
+    if settings is None:
+        return
+    hooks = TrackingHooks(config)
+    config.pluginmanager.register(hooks, "insidellms-hooks")
+    if not is_xdist_worker(config):
         from . import session  # only a tracked session pays for it
 
-        payloads: weakref.WeakKeyDictionary[pytest.TestReport, Payload] = (
-            weakref.WeakKeyDictionary())
-        config.stash[PAYLOADS] = payloads
-        session.start(config, settings, InsideLLMsTrackingWarning, payloads)
+        session.start(config, settings, InsideLLMsTrackingWarning, hooks.payloads)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
     settings = config.stash.get(SETTINGS, None)
-    if settings is None or not settings.enabled:
+    if settings is None:
         return None
     return (f"insidellms: tracking to {', '.join(settings.backends)} "
             f"(project {settings.tracking.project}, dir {settings.track_dir})")
 
 
-# -- collection counts ------------------------------------------------------------------------
+# -- every session: the marker is checked, returned results never reach pytest ------------------
 
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    if not _tracking(session.config):
-        return
-    collected = Collected()
-    for item in session.items:
-        module = item.nodeid.split("::", 1)[0]
-        collected.module_tests[module] += 1
-        mark = item.get_closest_marker("experiment")
-        if mark is not None:
-            collected.experiment_cases[(module, marker.experiment_name(item, mark))] += 1
-    session.config.stash[COLLECTED] = collected
-
-
-# -- capturing results ------------------------------------------------------------------------
+MARKER_HELP = (
+    "experiment(name=None, prefix=None, model_name=None, model_provider=None, model_id=None, "
+    "probe_name=None, probe_category=None, params=None): log this test's cases as one "
+    "ExperimentResult (or name and describe the result it returns). See pytest-insidellms."
+)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    state = item.stash[TEST_STATE] = ItemState()
+    tracked = item.config.stash.get(SETTINGS, None) is not None
     mark = item.get_closest_marker("experiment")
     if mark is None:
+        if tracked:
+            item.stash[TEST_STATE] = ItemState()
         return
+    from . import marker
+
     try:
-        state.marker_fields = marker.check(mark)
+        fields = marker.check(mark)
     except marker.MarkerError as exc:
         pytest.fail(str(exc), pytrace=False)
-    if _tracking(item.config):
-        module = item.nodeid.split("::", 1)[0]
-        collected = item.config.stash.get(COLLECTED, Collected())
-        cases = collected.experiment_cases.get((module, marker.experiment_name(item, mark)), 0)
-        state.experiment = marker.experiment_info(item, mark, cases)
+    if tracked:
+        item.stash[TEST_STATE] = ItemState(mark, fields)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -151,6 +137,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None]:
     original = getattr(item, "obj", None)
     if not isinstance(item, pytest.Function) or not callable(original):
         return (yield)
+    from .capture import capturing
+
     item.obj = capturing(original, lambda value: _keep_result(item, value))
     try:
         return (yield)
@@ -159,11 +147,19 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None]:
 
 
 def _keep_result(item: pytest.Item, value: Any) -> Any:
+    if value is None:
+        return None
+    from .capture import default_prefix, is_experiment_result
+
     if not is_experiment_result(value):
         return value
     state = item.stash.get(TEST_STATE, None)
-    if state is not None and _tracking(item.config):
-        mark = item.get_closest_marker("experiment")
+    if state is not None:
+        from . import marker
+        from .fixture import as_experiment_result
+        from .wire import ResultEvent
+
+        mark = state.marker
         result = as_experiment_result(value)
         marker.fill_metadata(result, state.marker_fields)
         prefix = (mark.kwargs.get("prefix") if mark else None) or default_prefix(
@@ -173,48 +169,78 @@ def _keep_result(item: pytest.Item, value: Any) -> Any:
     return None
 
 
-# -- shipping events on reports ---------------------------------------------------------------
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[
-    None, pytest.TestReport, pytest.TestReport
-]:
-    report = yield
-    state = item.stash.get(TEST_STATE, None)
-    if state is None or not _tracking(item.config):
-        return report
-    collected = item.config.stash.get(COLLECTED, Collected())
-    payload = Payload(module_tests=collected.module_tests.get(item.nodeid.split("::", 1)[0]),
-                      events=state.events.copy(), experiment=state.experiment)
-    state.events.clear()  # in place: the tracker fixture holds this list
-    if report.failed and call.excinfo is not None:
-        payload.error_type = call.excinfo.typename
-    if is_xdist_worker(item.config):
-        report.insidellms = to_wire(payload)  # type: ignore[attr-defined]
-    else:
-        item.config.stash[PAYLOADS][report] = payload
-    return report
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    # Delivered by now (sent to the xdist controller); pytest keeps every report until the
-    # session ends, and with the payload memory would grow with every result logged.
-    report.__dict__.pop("insidellms", None)
-
-
 @pytest.fixture
 def tracker(request: pytest.FixtureRequest) -> TrackerFixture:
     """Log metrics, params, artifacts and results into this test's module run
     (``tracker.session`` for the session run). A validating no-op without ``--track``."""
+    from .fixture import STAGING, TrackerFixture
+
     state = request.node.stash.get(TEST_STATE, None)
-    settings = request.config.stash[SETTINGS]
-    if state is None or not settings.enabled:
+    settings = request.config.stash.get(SETTINGS, None)
+    if state is None or settings is None:
         return TrackerFixture(None, None)
     return TrackerFixture(state.events, settings.track_dir / STAGING)
 
 
-def _tracking(config: pytest.Config) -> bool:
-    settings = config.stash.get(SETTINGS, None)
-    return settings is not None and settings.enabled
+# -- tracked sessions only: events ride on reports ---------------------------------------------
+
+
+class TrackingHooks:
+    """Registered in every process of a tracked session (xdist workers included)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        import weakref
+
+        self.worker = is_xdist_worker(config)
+        #: Tests per module and cases per (module, experiment), from this process's
+        #: collection: shipped on reports, since the replaying process does not collect
+        #: under xdist and needs them to know when a module or an experiment is complete.
+        self.module_tests: Counter[str] = Counter()
+        self.experiment_cases: Counter[tuple[str, str]] = Counter()
+        #: In a single process, reports' payloads stay objects here, off the report (other
+        #: plugins serialise reports; only a worker puts the plain-JSON form on the report).
+        self.payloads: weakref.WeakKeyDictionary[pytest.TestReport, Payload] = (
+            weakref.WeakKeyDictionary())
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        from .marker import experiment_name
+
+        for item in session.items:
+            module = item.nodeid.split("::", 1)[0]
+            self.module_tests[module] += 1
+            mark = item.get_closest_marker("experiment")
+            if mark is not None:
+                self.experiment_cases[(module, experiment_name(item, mark))] += 1
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        state = item.stash.get(TEST_STATE, None)
+        if state is None:
+            return report
+        from .wire import Payload, to_wire
+
+        module = item.nodeid.split("::", 1)[0]
+        if state.marker is not None and state.experiment is None:
+            from .marker import experiment_info, experiment_name
+
+            cases = self.experiment_cases.get((module, experiment_name(item, state.marker)), 0)
+            state.experiment = experiment_info(item, state.marker, state.marker_fields, cases)
+        payload = Payload(module_tests=self.module_tests.get(module),
+                          events=state.events.copy(), experiment=state.experiment)
+        state.events.clear()  # in place: the tracker fixture holds this list
+        if report.failed and call.excinfo is not None:
+            payload.error_type = call.excinfo.typename
+        if self.worker:
+            report.insidellms = to_wire(payload)  # type: ignore[attr-defined]
+        else:
+            self.payloads[report] = payload
+        return report
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # Delivered by now (sent to the xdist controller); pytest keeps every report until
+        # the session ends, and with the payload memory would grow with every result logged.
+        report.__dict__.pop("insidellms", None)

@@ -115,3 +115,22 @@ def test_using_the_local_backend_imports_no_backend_sdk(tmp_path: Path) -> None:
 def test_loading_the_pytest_plugin_imports_no_backend_sdk() -> None:
     loaded = loaded_after("import pytest_insidellms.plugin")
     assert [m for m in HEAVY if m in loaded] == []
+
+
+def test_importing_the_package_or_the_plugin_loads_no_other_part_of_it() -> None:
+    # pytest imports the plugin in every run on a machine where it is installed.
+    probe = ("import sys, json, pytest_insidellms.plugin\n"
+             "print(json.dumps(sorted(m for m in sys.modules if m.startswith('pytest_insidellms'))))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True, timeout=60)
+    loaded = json.loads(done.stdout.splitlines()[-1])
+    assert loaded == ["pytest_insidellms", "pytest_insidellms.hookspecs",
+                      "pytest_insidellms.options", "pytest_insidellms.plugin"]
+
+
+def test_names_load_on_first_use_and_are_the_same_objects_after() -> None:
+    first = pytest_insidellms.LocalFileTracker
+    assert first is pytest_insidellms.LocalFileTracker is experiment_tracking.LocalFileTracker
+    assert set(pytest_insidellms.__all__) <= set(dir(pytest_insidellms))
+    with pytest.raises(AttributeError):
+        pytest_insidellms.NotAThing  # noqa: B018
