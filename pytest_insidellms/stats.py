@@ -25,7 +25,9 @@ Direction = Literal["drop", "rise"]
 Alternative = Literal["less", "greater"]
 
 __all__ = [
+    "Alternative",
     "BootstrapResult",
+    "Direction",
     "holm_adjusted",
     "holm_bonferroni",
     "mcnemar_regression_p",
@@ -352,7 +354,8 @@ def paired_bootstrap(baseline: Sequence[float], candidate: Sequence[float], *, s
                          f"{len(candidate)} candidate values")
     if n == 0:
         raise ValueError("paired_bootstrap needs at least one pair")
-    _count("seed", seed)
+    if _count("seed", seed) >= 1 << 128:
+        raise ValueError(f"seed must be below 2**128, got {seed}")
     if _count("resamples", resamples) == 0:
         raise ValueError("resamples must be at least 1")
     _open_unit("confidence", confidence)

@@ -391,6 +391,7 @@ def test_bootstrap_p_values_for_clear_cases() -> None:
     ({"baseline": [], "candidate": []}, "at least one pair"),
     ({"candidate": [1.0, math.nan]}, "finite"),
     ({"seed": -1}, "seed must be >= 0"),
+    ({"seed": 2 ** 128}, "seed must be below 2"),
     ({"resamples": 0}, "at least 1"),
     ({"margin": -0.1}, "margin"),
     ({"direction": "fall"}, "direction"),

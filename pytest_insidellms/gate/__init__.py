@@ -5,32 +5,8 @@
 
 from __future__ import annotations
 
-from .rules import (
-    ACCEPTED_FORMS,
-    SESSION_METRICS,
-    AbsoluteRule,
-    CountRule,
-    MetricRule,
-    RelativeRule,
-    Rule,
-    RuleError,
-    UnmatchedRuleError,
-    matching_metrics,
-    parse_rule,
-    parse_rules,
-)
+from . import rules
+from .rules import *  # noqa: F403 - the package exports what its modules export
 
-__all__ = [
-    "ACCEPTED_FORMS",
-    "SESSION_METRICS",
-    "AbsoluteRule",
-    "CountRule",
-    "MetricRule",
-    "RelativeRule",
-    "Rule",
-    "RuleError",
-    "UnmatchedRuleError",
-    "matching_metrics",
-    "parse_rule",
-    "parse_rules",
-]
+__all__: list[str] = []
+__all__ += rules.__all__

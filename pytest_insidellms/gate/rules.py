@@ -29,11 +29,17 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Final, Literal, Union
 
+from ..stats import Direction
+
 __all__ = [
     "ACCEPTED_FORMS",
+    "COUNTS",
     "SESSION_METRICS",
     "AbsoluteRule",
+    "Comparison",
+    "CountName",
     "CountRule",
+    "Direction",
     "MetricRule",
     "RelativeRule",
     "Rule",
@@ -53,7 +59,6 @@ ACCEPTED_FORMS: Final = ("METRIC>=X, METRIC<=X, METRIC:drop<=X, METRIC:drop<=X%,
                          f"or a session metric: {', '.join(SESSION_METRICS)})")
 
 Comparison = Literal[">=", "<="]
-Direction = Literal["drop", "rise"]
 CountName = Literal["regressions", "flaky"]
 
 
@@ -64,12 +69,18 @@ class RuleError(ValueError):
         self.source = source
         self.text = text
         self.reason = reason
-        super().__init__(f"{source}: gate rule {text!r}: {reason}. Accepted forms: "
-                         f"{ACCEPTED_FORMS}")
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return (f"{self.source}: gate rule {self.text!r}: {self.reason}. Accepted forms: "
+                f"{ACCEPTED_FORMS}")
 
 
 class UnmatchedRuleError(RuleError):
-    """A rule whose metric pattern matches none of the metrics the session has."""
+    """A well-formed rule whose metric pattern matches none of the session's metrics."""
+
+    def _message(self) -> str:
+        return f"{self.source}: gate rule {self.text!r}: {self.reason}"
 
 
 def _format(value: float) -> str:
@@ -77,18 +88,31 @@ def _format(value: float) -> str:
 
 
 @dataclass(frozen=True)
-class AbsoluteRule:
+class _Written:
+    """Where a rule came from, for messages; not part of what the rule means."""
+
+    text: str = field(default="", compare=False, kw_only=True)
+    source: str = field(default="", compare=False, kw_only=True)
+
+    @property
+    def label(self) -> str:
+        """The rule as the user wrote it, or in canonical form when built in code."""
+        return self.text or self._canonical()
+
+    def _canonical(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class AbsoluteRule(_Written):
     """``METRIC>=X`` or ``METRIC<=X``: a bound on the candidate's value (``80%`` is 0.8)."""
 
     metric_glob: str
     op: Comparison
     threshold: float
-    text: str = field(default="", compare=False)
-    source: str = field(default="", compare=False)
 
-    @property
-    def label(self) -> str:
-        return self.text or f"{self.metric_glob}{self.op}{_format(self.threshold)}"
+    def _canonical(self) -> str:
+        return f"{self.metric_glob}{self.op}{_format(self.threshold)}"
 
     def holds(self, value: float) -> bool:
         """The point comparison (``--track-alpha 0``)."""
@@ -96,7 +120,7 @@ class AbsoluteRule:
 
 
 @dataclass(frozen=True)
-class RelativeRule:
+class RelativeRule(_Written):
     """``METRIC:drop<=X`` or ``METRIC:rise<=X``: the change from the baseline is bounded.
 
     ``relative`` margins are fractions of the baseline value (``5%`` is stored as 0.05), so
@@ -107,13 +131,8 @@ class RelativeRule:
     direction: Direction
     margin: float
     relative: bool
-    text: str = field(default="", compare=False)
-    source: str = field(default="", compare=False)
 
-    @property
-    def label(self) -> str:
-        if self.text:
-            return self.text
+    def _canonical(self) -> str:
         margin = f"{_format(self.margin * 100)}%" if self.relative else _format(self.margin)
         return f"{self.metric_glob}:{self.direction}<={margin}"
 
@@ -131,17 +150,14 @@ class RelativeRule:
 
 
 @dataclass(frozen=True)
-class CountRule:
+class CountRule(_Written):
     """``regressions<=N`` or ``flaky<=N``: counted cases, no statistics involved."""
 
     what: CountName
     max: int
-    text: str = field(default="", compare=False)
-    source: str = field(default="", compare=False)
 
-    @property
-    def label(self) -> str:
-        return self.text or f"{self.what}<={self.max}"
+    def _canonical(self) -> str:
+        return f"{self.what}<={self.max}"
 
     def holds(self, count: int) -> bool:
         return count <= self.max
@@ -194,7 +210,7 @@ def parse_rule(text: str, source: str) -> Rule:
         metric = _metric(left, fail)
         threshold, percent = _number(right, fail)
         return AbsoluteRule(metric, ">=" if op == ">=" else "<=",
-                            threshold / 100 if percent else threshold, text, source)
+                            threshold / 100 if percent else threshold, text=text, source=source)
     direction = directed["word"]
     if direction not in ("drop", "rise"):
         raise fail(f"unknown change {direction!r} after ':' (expected drop or rise; "
@@ -207,7 +223,8 @@ def parse_rule(text: str, source: str) -> Rule:
         raise fail(f"the margin must be >= 0 (a negative {direction} margin would demand a "
                    "change the other way)")
     return RelativeRule(metric, "drop" if direction == "drop" else "rise",
-                        margin / 100 if percent else margin, percent, text, source)
+                        margin / 100 if percent else margin, percent, text=text,
+                        source=source)
 
 
 def _comparison_problem(rule: str) -> str:
@@ -256,8 +273,8 @@ def _count_rule(what: str, op: str, value: str, fail: _Fail, text: str,
         raise fail(f"{what} is bounded from above: write {what}<=N")
     if _WHOLE.fullmatch(value) is None:
         raise fail(f"{what} counts cases: {value!r} is not a whole number >= 0")
-    return CountRule("regressions" if what == "regressions" else "flaky", int(value), text,
-                     source)
+    return CountRule("regressions" if what == "regressions" else "flaky", int(value),
+                     text=text, source=source)
 
 
 def matching_metrics(rule: MetricRule, available: Iterable[str]) -> list[str]:
