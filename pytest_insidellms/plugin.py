@@ -92,9 +92,12 @@ def pytest_configure(config: pytest.Config) -> None:
     hooks = TrackingHooks(config)
     config.pluginmanager.register(hooks, "insidellms-hooks")
     if not is_xdist_worker(config):
-        from . import session  # only a tracked session pays for it
+        # Only a tracked session pays for it. (``from .x import y`` rather than
+        # ``from . import x`` throughout: the latter returns a stale package attribute when
+        # pytester has dropped the module from sys.modules between in-process runs.)
+        from .session import start
 
-        session.start(config, settings, InsideLLMsTrackingWarning, hooks.payloads)
+        start(config, settings, InsideLLMsTrackingWarning, hooks.payloads)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -122,11 +125,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if tracked:
             item.stash[TEST_STATE] = ItemState()
         return
-    from . import marker
+    from .marker import MarkerError, check
 
     try:
-        fields = marker.check(mark)
-    except marker.MarkerError as exc:
+        fields = check(mark)
+    except MarkerError as exc:
         pytest.fail(str(exc), pytrace=False)
     if tracked:
         item.stash[TEST_STATE] = ItemState(mark, fields)
@@ -155,13 +158,13 @@ def _keep_result(item: pytest.Item, value: Any) -> Any:
         return value
     state = item.stash.get(TEST_STATE, None)
     if state is not None:
-        from . import marker
         from .fixture import as_experiment_result
+        from .marker import fill_metadata
         from .wire import ResultEvent
 
         mark = state.marker
         result = as_experiment_result(value)
-        marker.fill_metadata(result, state.marker_fields)
+        fill_metadata(result, state.marker_fields)
         prefix = (mark.kwargs.get("prefix") if mark else None) or default_prefix(
             item.nodeid, mark.kwargs.get("name") if mark else None)
         state.events.append(ResultEvent("module", result, prefix, "returned",
