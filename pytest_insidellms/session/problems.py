@@ -69,7 +69,14 @@ class ProblemSink:
     @contextlib.contextmanager
     def guard(self, name: str = "tracking") -> Iterator[None]:
         """Run tracking code: exceptions become problems of ``name``; warnings raised inside
-        are held and shown once the outermost guard ends, outside every catch_warnings."""
+        are held and shown once the outermost guard ends, outside every catch_warnings.
+        Only the outermost guard records warnings (catch_warnings is not cheap)."""
+        if self._depth:
+            try:
+                yield
+            except Exception as exc:
+                self.failure(name, exc)
+            return
         self._depth += 1
         try:
             with warnings.catch_warnings(record=True) as caught:
@@ -86,8 +93,7 @@ class ProblemSink:
             # deprecations inside MLflow, ...) are theirs, not the user's: left out.
             if isinstance(message.message, TrackingWarning):
                 self.warn(str(message.message))
-        if self._depth == 0:
-            self._show()
+        self._show()
 
     def _show(self) -> None:
         pending, self._pending = self._pending, []
