@@ -31,7 +31,7 @@ def start(config: pytest.Config, settings: Settings, warning: type[Warning],
         settings.tracking.tags.extend(str(t) for t in tags or ())
     backends = Backends(config, settings, problems)
     tracked = TrackedSession(config, backends, problems)
-    assembler = CaseAssembler(config, tracked, problems, payloads)
+    assembler = CaseAssembler([tracked], problems, payloads)
     config.pluginmanager.register(assembler, "insidellms-session")
     config.pluginmanager.register(TrackingReport(config, tracked, problems),
                                   "insidellms-report")

@@ -2,32 +2,40 @@
 
 It lives in the single pytest process or the pytest-xdist controller and is fed only by test
 reports, so a session with workers produces exactly what a session without does. Each report's
-events go to the tracked session as they arrive (a crash loses nothing already reported); when
-a test's last report arrived, its :class:`~pytest_insidellms.cases.FinishedCase` goes to every
-consumer.
+events go to the consumers as they arrive (a crash loses nothing already reported); when a
+test's last report arrived, its :class:`~pytest_insidellms.cases.FinishedCase` goes to every
+consumer. Tracking is one consumer; records are another.
 """
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
-from ..cases import LoggedResult
-from ..fixture import STAGING
-from ..wire import Payload, ResultEvent, from_wire
+from ..cases import FinishedCase, LoggedResult
+from ..wire import Event, Payload, ResultEvent, from_wire
 from .outcomes import CaseState, Phase
 from .problems import ProblemSink
 from .signals import SigtermAsInterrupt
-from .tracking import TrackedSession
+
+
+class CaseConsumer(Protocol):
+    def on_events(self, module: str, nodeid: str, expected: int | None,
+                  events: list[Event]) -> None:
+        """A report's events, as it arrives; ``expected``: tests in the module, if known."""
+
+    def on_case(self, case: FinishedCase) -> None:
+        """A test whose last report arrived."""
+
+    def on_finish(self, *, killed: bool, internal_error: bool) -> None:
+        """The session ended (``killed``: by a signal)."""
 
 
 class CaseAssembler:
-    def __init__(self, config: pytest.Config, tracked: TrackedSession,
-                 problems: ProblemSink, payloads: Any) -> None:
-        self.config = config
-        self.tracked = tracked
+    def __init__(self, consumers: list[CaseConsumer], problems: ProblemSink,
+                 payloads: Any) -> None:
+        self.consumers = consumers
         self.problems = problems
         self._payloads = payloads
         self._cases: dict[str, CaseState] = {}
@@ -37,8 +45,6 @@ class CaseAssembler:
     # -- reports ----------------------------------------------------------------------------
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if not self.tracked.open():
-            return
         if not self._sigterm.installed:
             self._sigterm.install()
         with self.problems.guard():
@@ -48,7 +54,8 @@ class CaseAssembler:
         payload = self._payload_of(report)
         module = report.nodeid.split("::", 1)[0]
         case = self._cases.setdefault(report.nodeid, CaseState())
-        self.tracked.on_events(module, report.nodeid, payload.module_tests, payload.events)
+        for consumer in self.consumers:
+            consumer.on_events(module, report.nodeid, payload.module_tests, payload.events)
         for event in payload.events:
             if isinstance(event, ResultEvent) and event.origin == "returned":
                 case.results.append(LoggedResult(event.result, event.prefix, event.origin,
@@ -59,7 +66,11 @@ class CaseAssembler:
         case.advance(phase)
         if phase.final:
             del self._cases[report.nodeid]
-            self.tracked.on_case(case.finish(report.nodeid, module))
+            self._finished(case.finish(report.nodeid, module))
+
+    def _finished(self, case: FinishedCase) -> None:
+        for consumer in self.consumers:
+            consumer.on_case(case)
 
     def _payload_of(self, report: pytest.TestReport) -> Payload:
         local = self._payloads.pop(report, None)
@@ -76,17 +87,14 @@ class CaseAssembler:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         self._sigterm.restore()
-        if self.tracked.tracker is not None:
-            with self.problems.guard():
-                for nodeid, case in list(self._cases.items()):
-                    if case.failing:  # reported failing, never finished (interrupted)
-                        del self._cases[nodeid]
-                        self.tracked.on_case(case.finish(nodeid, nodeid.split("::", 1)[0]))
-                self.tracked.finish(
-                    killed=self.interrupted,
-                    internal_error=exitstatus == pytest.ExitCode.INTERNAL_ERROR)
-        with contextlib.suppress(OSError):  # fixture artifacts wait there; gone once replayed
-            (self.tracked.settings.track_dir / STAGING).rmdir()
+        with self.problems.guard():
+            for nodeid, case in list(self._cases.items()):
+                if case.failing:  # reported failing, never finished (interrupted)
+                    del self._cases[nodeid]
+                    self._finished(case.finish(nodeid, nodeid.split("::", 1)[0]))
+            for consumer in self.consumers:
+                consumer.on_finish(killed=self.interrupted,
+                                   internal_error=exitstatus == pytest.ExitCode.INTERNAL_ERROR)
         self.problems.apply_strict(session)
 
     def pytest_unconfigure(self) -> None:
@@ -101,4 +109,3 @@ def _phase(report: pytest.TestReport, payload: Payload) -> Phase:
                  start=getattr(report, "start", None), stop=getattr(report, "stop", None),
                  failure_text=failure, xfail=hasattr(report, "wasxfail"),
                  error_type=payload.error_type)
-

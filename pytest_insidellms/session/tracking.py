@@ -8,6 +8,8 @@ call goes through the problem sink's guard: nothing here can raise into pytest.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ import pytest
 from .. import __version__
 from ..cases import FinishedCase, LoggedResult
 from ..experiment_tracking import MultiTracker
+from ..fixture import STAGING
 from ..experiment_tracking.spool import SpoolingTracker
 from ..session_info import session_params
 from ..wire import ArtifactEvent, Event, MetricsEvent, ParamsEvent, ResultEvent
@@ -102,6 +105,9 @@ class TrackedSession:
 
     def on_events(self, module_path: str, nodeid: str, expected: int | None,
                   events: list[Event]) -> None:
+        if not self.open():
+            _discard_staged(events)
+            return
         module = self._module(module_path, expected)
         for event in events:
             run_id = module.run_id if event.target == "module" else self.session_run
@@ -113,6 +119,8 @@ class TrackedSession:
                 self._call(_replay(event, run_id))
 
     def on_case(self, case: FinishedCase) -> None:
+        if self.tracker is None:
+            return
         module = self._module(case.module, None)
         module.tally.add(case.outcome)
         self.tally.add(case.outcome)
@@ -170,8 +178,10 @@ class TrackedSession:
         self._call(lambda t: t.end_run(status, run_id=module.run_id))
         del self._modules[module.path]
 
-    def finish(self, *, killed: bool, internal_error: bool) -> None:
+    def on_finish(self, *, killed: bool, internal_error: bool) -> None:
         """End every open run: ``killed`` after a signal, else by the outcomes."""
+        with contextlib.suppress(OSError):  # fixture artifacts wait there; gone once replayed
+            (self.settings.track_dir / STAGING).rmdir()
         if self.tracker is None:
             return
         for module in list(self._modules.values()):
@@ -214,12 +224,15 @@ def _replay(event: MetricsEvent | ParamsEvent | ArtifactEvent,
         return lambda t: t.log_params(event.params, run_id=run_id)
 
     def artifact(t: MultiTracker) -> None:
-        staged = Path(event.path)
         try:
-            t.log_artifact(staged, event.name, event.type, run_id=run_id)
+            t.log_artifact(Path(event.path), event.name, event.type, run_id=run_id)
         finally:
-            import shutil
-
-            shutil.rmtree(staged.parent, ignore_errors=True)
+            _discard_staged([event])
 
     return artifact
+
+
+def _discard_staged(events: list[Event]) -> None:
+    for event in events:
+        if isinstance(event, ArtifactEvent):
+            shutil.rmtree(Path(event.path).parent, ignore_errors=True)
