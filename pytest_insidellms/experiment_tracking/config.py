@@ -104,11 +104,12 @@ def _checked(source: str, key: str, value: Any) -> Any:
 
 
 def _check_pattern(source: str, pattern: str) -> None:
-    # Compiled the way redaction joins the patterns; a bad one would fail every redaction,
-    # and with it every param of the session.
+    # A bad pattern would fail every redaction, and with it every param of the session. It
+    # must compile alone and the way redaction joins the patterns (no global flags inside).
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", DeprecationWarning)  # 3.10: a misplaced global flag
+            re.compile(pattern)
             re.compile(f"(?:{pattern})")
     except (re.error, DeprecationWarning) as exc:
         raise ValueError(

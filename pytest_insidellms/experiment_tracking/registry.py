@@ -116,7 +116,7 @@ class BackendSpec:
 
     def default_kwargs(self, tracking: TrackingConfig, track_dir: Path) -> dict[str, Any]:
         """Constructor arguments of a tracked session: ``config=tracking`` (if the constructor
-        takes it), the embedded defaults under ``track_dir``, then the config file's section."""
+        has a ``config`` parameter), the embedded defaults under ``track_dir``, then the config file's section."""
         kwargs: dict[str, Any] = {"config": tracking} if self._settings.takes_config else {}
         if self.defaults is not None:
             kwargs.update(self.defaults(tracking, track_dir))

@@ -43,7 +43,6 @@ class SettingsSchema:
         for parameter in inspect.signature(tracker).parameters.values():
             if parameter.kind is parameter.VAR_KEYWORD:
                 is_open = forwarded is None
-                takes_config = True
             elif parameter.name == "config":
                 takes_config = True
             elif parameter.kind is not parameter.VAR_POSITIONAL:
