@@ -152,7 +152,9 @@ def test_session_trackers_of_remote_backends_are_spooled_under_the_track_dir(
     spooled.log_metrics({"accuracy": 0.5}, run_id=run_id)
     spooled.end_run(run_id=run_id)
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    (run,) = client.search_runs([client.get_experiment_by_name("p").experiment_id])
+    experiment = client.get_experiment_by_name("p")
+    assert experiment is not None
+    (run,) = client.search_runs([experiment.experiment_id])
     assert (run.info.run_name, run.data.metrics) == ("session", {"accuracy": 0.5})
 
 
