@@ -305,20 +305,27 @@ def test_plain_import_and_pytest_runs_without_such_a_backend_read_no_entry_point
     assert (project / "experiments" / "insideLLMs").is_dir()  # the tracked runs did track
 
 
+@pytest.fixture
+def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, site: Path
+            ) -> pytest.Pytester:
+    """A pytester project of one passing test whose subprocess runs see ``site``."""
+    monkeypatch.setenv("PYTHONPATH", environment(site)["PYTHONPATH"])
+    pytester.makepyfile(ONE_TEST)
+    return pytester
+
+
 def test_pytest_track_uses_an_entry_point_backend_and_its_config_section(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, site: Path
+    project: pytest.Pytester,
 ) -> None:
     # Needs the plugin to build --track names through the registry (it does so today through
     # options.BUILTIN_BACKENDS and defaults.backend_kwargs, which read the registry).
-    monkeypatch.setenv("PYTHONPATH", environment(site)["PYTHONPATH"])
-    pytester.makepyfile(ONE_TEST)
-    pytester.path.joinpath("tracking.yaml").write_text("notebook:\n  shelf: nightly\n")
-    result = pytester.runpytest_subprocess("--track", "notebook,local",
+    project.path.joinpath("tracking.yaml").write_text("notebook:\n  shelf: nightly\n")
+    result = project.runpytest_subprocess("--track", "notebook,local",
                                            "--track-config", "tracking.yaml")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["insidellms: tracking to notebook, local *"])
-    shelf = LocalFileTracker(pytester.path / "experiments" / "notebook" / "nightly")
-    local = LocalFileTracker(pytester.path / "experiments")
+    shelf = LocalFileTracker(project.path / "experiments" / "notebook" / "nightly")
+    local = LocalFileTracker(project.path / "experiments")
     assert len(shelf.list_runs()) == len(local.list_runs()) == 1
     (session,) = [shelf.load_run(run_id) for run_id in shelf.list_runs()]
     assert session["final_state"]["status"] == "finished"
@@ -326,34 +333,30 @@ def test_pytest_track_uses_an_entry_point_backend_and_its_config_section(
 
 
 def test_pytest_config_section_errors_for_an_entry_point_backend_are_usage_errors(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, site: Path
+    project: pytest.Pytester,
 ) -> None:
-    monkeypatch.setenv("PYTHONPATH", environment(site)["PYTHONPATH"])
-    pytester.makepyfile(ONE_TEST)
-    pytester.path.joinpath("bad.yaml").write_text("notebook:\n  pages: many\n")
-    pytester.path.joinpath("broken.yaml").write_text("broken:\n  x: 1\n")
-    bad = pytester.runpytest_subprocess("--track", "notebook", "--track-config", "bad.yaml")
+    project.path.joinpath("bad.yaml").write_text("notebook:\n  pages: many\n")
+    project.path.joinpath("broken.yaml").write_text("broken:\n  x: 1\n")
+    bad = project.runpytest_subprocess("--track", "notebook", "--track-config", "bad.yaml")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
-    assert (f"--track-config: {pytester.path}/bad.yaml: backend 'notebook': 'pages' must be an "
+    assert (f"--track-config: {project.path}/bad.yaml: backend 'notebook': 'pages' must be an "
             "integer, got 'many'") in bad.stderr.str()
-    broken = pytester.runpytest_subprocess("--track", "local", "--track-config", "broken.yaml")
+    broken = project.runpytest_subprocess("--track", "local", "--track-config", "broken.yaml")
     assert broken.ret == pytest.ExitCode.USAGE_ERROR
     assert ("--track-config: backend 'broken' (entry point broken = "
             "no_such_module_for_tests:SPEC of distribution insidellms-broken 0) failed to load"
             ) in broken.stderr.str()
     for result in (bad, broken):
         assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
-    assert not (pytester.path / "experiments").exists()
+    assert not (project.path / "experiments").exists()
 
 
 @pytest.mark.xfail(strict=True, reason="needs the plugin wiring: the controller must ask "
                    "registry.backend(name) and make a BackendLoadError a usage error")
 def test_pytest_track_with_a_broken_entry_point_is_a_usage_error_naming_it(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, site: Path
+    project: pytest.Pytester,
 ) -> None:
-    monkeypatch.setenv("PYTHONPATH", environment(site)["PYTHONPATH"])
-    pytester.makepyfile(ONE_TEST)
-    result = pytester.runpytest_subprocess("--track", "local,broken")
+    result = project.runpytest_subprocess("--track", "local,broken")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert ("--track: backend 'broken' (entry point broken = no_such_module_for_tests:SPEC of "
             "distribution insidellms-broken 0) failed to load") in result.stderr.str()
