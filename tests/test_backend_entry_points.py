@@ -231,7 +231,7 @@ def test_a_config_section_of_an_entry_point_backend_is_checked_against_its_const
     ]
 
 
-# -- python -m pytest_insidellms sync ----------------------------------------------------------------
+# -- python -m pytest_insidellms sync -------------------------------------------------------------
 
 
 @pytest.fixture
@@ -282,7 +282,7 @@ def test_sync_lists_entry_point_backends_and_reports_a_broken_one(
             "pages, shelf") in wrong_flag.stderr
 
 
-# -- pytest --track -----------------------------------------------------------------------------------
+# -- pytest --track -------------------------------------------------------------------------------
 
 ONE_TEST = "def test_ok():\n    pass\n"
 

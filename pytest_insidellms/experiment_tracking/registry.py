@@ -75,7 +75,8 @@ class BackendSpec:
         if not isinstance(self.name, str) or not NAME_PATTERN.fullmatch(self.name):
             raise ValueError(f"backend name {self.name!r} must match {NAME_PATTERN.pattern}")
         if isinstance(self.tracker, str) and not re.fullmatch(r"[\w.]+:[\w.]+", self.tracker):
-            raise ValueError(f"backend {self.name!r}: tracker {self.tracker!r} is not 'module:Class'")
+            raise ValueError(
+                f"backend {self.name!r}: tracker {self.tracker!r} is not 'module:Class'")
         if isinstance(self.sdk, str) or not all(isinstance(m, str) and m for m in self.sdk):
             raise TypeError(f"backend {self.name!r}: sdk must be a tuple of module names, "
                             f"got {self.sdk!r}")
@@ -116,7 +117,8 @@ class BackendSpec:
 
     def default_kwargs(self, tracking: TrackingConfig, track_dir: Path) -> dict[str, Any]:
         """Constructor arguments of a tracked session: ``config=tracking`` (if the constructor
-        has a ``config`` parameter), the embedded defaults under ``track_dir``, then the config file's section."""
+        has a ``config`` parameter), the embedded defaults under ``track_dir``, then the
+        config file's section for this backend."""
         kwargs: dict[str, Any] = {"config": tracking} if self._settings.takes_config else {}
         if self.defaults is not None:
             kwargs.update(self.defaults(tracking, track_dir))
@@ -309,7 +311,8 @@ def backend(name: str) -> BackendSpec:
 
 
 def find_backend(name: str) -> BackendSpec | None:
-    """Like :func:`backend`, but None for a name nothing registers."""
+    """Like :func:`backend`, but None for a name nothing registers (a broken entry point of
+    that name still raises BackendLoadError)."""
     return _REGISTRY.find(name)
 
 
