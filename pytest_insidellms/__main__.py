@@ -8,12 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .defaults import backend_kwargs
-from .experiment_tracking import TrackingConfig, create_tracker
+from .experiment_tracking import TrackingConfig
 from .experiment_tracking.base import ExperimentTracker
+from .experiment_tracking.registry import backend, backend_names
 from .experiment_tracking.sync import sync_runs
 
-TARGETS = ("mlflow", "wandb", "tensorboard", "local")
+#: Command-line flags of ``sync`` that set a constructor argument of the target backend.
+OVERRIDES = {"tracking_uri": "--tracking-uri", "entity": "--entity", "mode": "--mode"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,7 +26,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "again sends nothing twice.")
     sync.add_argument("source", type=Path,
                       help="a run directory, or a directory holding runs (a spool, a project)")
-    sync.add_argument("--to", dest="backend", required=True, choices=TARGETS)
+    sync.add_argument("--to", dest="backend", required=True, choices=backend_names(),
+                      help="a built-in backend or one an installed package registers")
     sync.add_argument("--track-dir", type=Path, default=None,
                       help="where the embedded defaults live, as for pytest --track-dir "
                            "(default: the directory holding spool/, else ./experiments)")
@@ -39,15 +41,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not source.exists():
         parser.error(f"{args.source} does not exist")
     track_dir = args.track_dir or _track_dir_of(source)
-    overrides = {k: v for k, v in (("tracking_uri", args.tracking_uri), ("entity", args.entity),
-                                   ("mode", args.mode)) if v}
+    overrides = {key: value for key, value in vars(args).items() if key in OVERRIDES and value}
+
+    try:
+        target = backend(args.backend)
+        for key, value in overrides.items():
+            target.check_settings({key: value}, OVERRIDES[key])
+    except (ValueError, TypeError) as exc:
+        parser.error(str(exc))
+    except ImportError as exc:  # a broken entry point
+        print(f"sync failed: {exc}", file=sys.stderr)
+        return 1
 
     def make_target(tracking: TrackingConfig) -> ExperimentTracker[Any]:
-        kwargs = backend_kwargs(args.backend, tracking, track_dir)
+        kwargs = target.default_kwargs(tracking, track_dir)
         kwargs.update(overrides)
         if "tracking_uri" in overrides:
             kwargs.pop("artifact_location", None)
-        return create_tracker(args.backend, **kwargs)
+        return target.create(**kwargs)
 
     try:
         report = sync_runs(source, make_target)

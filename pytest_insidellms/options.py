@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +22,17 @@ if TYPE_CHECKING:  # imported by resolve() only when tracking is on: an untracke
 
 GROUP = "insidellms"
 DEFAULT_PROJECT = "insideLLMs"
-BUILTIN_BACKENDS = ("local", "mlflow", "wandb", "tensorboard")
+
+
+def __getattr__(name: str) -> Sequence[str]:
+    # BUILTIN_BACKENDS, the tuple this module once held, is now every registered name (entry
+    # points included), read from the registry; looked up only on use, so that an untracked
+    # run never imports the registry.
+    if name == "BUILTIN_BACKENDS":
+        from .defaults import BACKEND_NAMES
+
+        return BACKEND_NAMES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -41,8 +52,9 @@ class Option:
 
 TRACK = Option(
     "insidellms_track", "--track", "insidellms_track", "INSIDELLMS_TRACK",
-    "Track the session with these backends: local, mlflow, wandb, tensorboard "
-    "(repeatable, comma-separated). Also spelled --insidellms-track.",
+    "Track the session with these backends: local, mlflow, wandb, tensorboard, or one an "
+    "installed package registers (repeatable, comma-separated). Also spelled "
+    "--insidellms-track.",
     "BACKEND",
 )
 PROJECT = Option(
@@ -187,14 +199,7 @@ def resolve(config: pytest.Config) -> Settings | None:
     tracking = TrackingConfig(project=DEFAULT_PROJECT)
     config_file = _value(config, CONFIG)
     if config_file is not None:
-        text, source = config_file
-        path = _path(config, text, source)
-        try:
-            tracking = TrackingConfig.from_yaml(path)
-        except FileNotFoundError:
-            raise pytest.UsageError(f"{source}: config file not found: {path}") from None
-        except (ValueError, TypeError) as exc:
-            raise pytest.UsageError(f"{source}: {exc}") from None
+        tracking = _tracking_config(config, *config_file)
 
     project = _value(config, PROJECT)
     if project is not None:
@@ -212,6 +217,9 @@ def resolve(config: pytest.Config) -> Settings | None:
     track_dir = (
         _path(config, *track_dir_value) if track_dir_value else config.rootpath / "experiments"
     )
+    if track_dir.is_file():
+        raise pytest.UsageError(f"{track_dir_value[1] if track_dir_value else DIR.flag}: "
+                                f"{track_dir} is a file, not a directory")
     run_name_value = _value(config, RUN_NAME)
     run_name = run_name_value[0] if run_name_value else _timestamp_name()
     if not run_name.strip():
@@ -224,6 +232,23 @@ def resolve(config: pytest.Config) -> Settings | None:
         tracking=tracking,
         backends_source=backends_source,
     )
+
+
+def _tracking_config(config: pytest.Config, text: str, source: str) -> TrackingConfig:
+    from .experiment_tracking.config import TrackingConfig
+    from .experiment_tracking.registry import BackendLoadError
+
+    path = _path(config, text, source)
+    try:
+        return TrackingConfig.from_yaml(path)
+    except FileNotFoundError:
+        raise pytest.UsageError(f"{source}: config file not found: {path}") from None
+    except IsADirectoryError:
+        raise pytest.UsageError(f"{source}: {path} is a directory, not a config file") from None
+    except OSError as exc:  # unreadable
+        raise pytest.UsageError(f"{source}: cannot read {path}: {exc.strerror or exc}") from None
+    except (ValueError, TypeError, BackendLoadError) as exc:
+        raise pytest.UsageError(f"{source}: {exc}") from None
 
 
 def _backends(config: pytest.Config) -> tuple[list[str], str, int]:
@@ -239,10 +264,16 @@ def _backends(config: pytest.Config) -> tuple[list[str], str, int]:
     return [], TRACK.flag, _UNSET
 
 
+#: Options that name a file or directory: an empty command-line value is a mistake, not "".
+_PATH_OPTIONS = (DIR, CONFIG)
+
+
 def _value(config: pytest.Config, option: Option) -> tuple[str, str] | None:
     """The first value set for ``option`` and a description of where it came from."""
     cli = config.getoption(option.dest, None)
     if cli is not None:
+        if option in _PATH_OPTIONS and not str(cli).strip():
+            raise pytest.UsageError(f"{option.flag}: expected a path, got an empty value")
         return str(cli), option.flag
     return next(iter(_env_then_ini(config, option)), None)
 

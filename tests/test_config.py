@@ -136,3 +136,59 @@ def test_from_dict_names_its_source(tmp_path: Path) -> None:
     config = TrackingConfig.from_dict(data)
     config.tags.append("y")
     assert data["tags"] == ["x"]  # the input mapping is copied, not adopted
+
+
+# -- backend sections are checked against the backend's constructor -----------------------------
+
+
+@pytest.mark.parametrize("text", [
+    "mlflow:\n  trackinguri: http://127.0.0.1:5000\n",
+    "backends:\n  mlflow:\n    trackinguri: http://127.0.0.1:5000\n",
+])
+def test_a_typo_in_a_backend_section_names_the_file_the_key_and_the_valid_keys(
+    tmp_path: Path, text: str
+) -> None:
+    path = write(tmp_path, text, name="typo.yaml")
+    with pytest.raises(ValueError) as raised:
+        TrackingConfig.from_yaml(path)
+    assert str(raised.value) == (
+        f"{path}: backend 'mlflow': unknown key 'trackinguri'; valid keys: artifact_location, "
+        "experiment_name, flush_interval, tracking_uri")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("tensorboard:\n  flush_secs: '5'\n", "backend 'tensorboard': 'flush_secs' must be a number"),
+    ("wandb:\n  finish_timeout: [30]\n", "backend 'wandb': 'finish_timeout' must be a number"),
+    ("local:\n  output_dir: 7\n", "backend 'local': 'output_dir' must be a path, got 7"),
+    ("mlflow:\n  tracking_uri: true\n", "backend 'mlflow': 'tracking_uri' must be a string or null"),
+])
+def test_a_wrong_type_in_a_backend_section_names_the_file_and_the_key(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = write(tmp_path, text, name="types.yaml")
+    with pytest.raises(TypeError, match=re.escape(f"{path}: {message}")):
+        TrackingConfig.from_yaml(path)
+
+
+def test_backend_sections_accept_what_the_constructors_accept(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        tensorboard: {flush_secs: 5, writer: tensorboardX}
+        mlflow: {tracking_uri: null, flush_interval: 0.5}
+        wandb: {entity: team, job_types: [session, module], settings: {console: "off"}}
+    """)
+    assert TrackingConfig.from_yaml(path).backends == {
+        "tensorboard": {"flush_secs": 5, "writer": "tensorboardX"},
+        "mlflow": {"tracking_uri": None, "flush_interval": 0.5},
+        "wandb": {"entity": "team", "job_types": ["session", "module"],
+                  "settings": {"console": "off"}}}
+
+
+@pytest.mark.parametrize("pattern", ["(unclosed", "[a-", "*x", "a)|(b", "(?i)internal-[0-9]+"])
+def test_an_invalid_redact_pattern_names_the_file_the_key_and_the_pattern(
+    tmp_path: Path, pattern: str
+) -> None:
+    path = write(tmp_path, f"redact_patterns: ['ok-[0-9]+', {pattern!r}]\n", name="r.yaml")
+    with pytest.raises(ValueError) as raised:
+        TrackingConfig.from_yaml(path)
+    assert str(raised.value).startswith(
+        f"{path}: 'redact_patterns': {pattern!r} is not a valid regular expression: ")

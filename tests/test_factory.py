@@ -46,6 +46,13 @@ def test_unknown_backend_raises_value_error_listing_the_valid_names(name: Any) -
         create_tracker(name)
 
 
+@pytest.mark.parametrize("name", ["mlflw", "Local", ""])
+def test_unknown_backend_message_starts_with_unknown_backend(name: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        create_tracker(name)
+    assert str(raised.value).startswith(f"Unknown backend {name!r}; valid backends: ")
+
+
 def test_import_sdk_names_the_extra_when_the_module_is_missing() -> None:
     with pytest.raises(ImportError, match=r"pip install 'pytest-insidellms\[wandb\]'") as raised:
         import_sdk("no_such_sdk_module_for_tests", "wandb")
@@ -62,6 +69,10 @@ HIDDEN_SDKS = {
 }
 
 
+REQUIRED = {"mlflow": "mlflow is required", "wandb": "wandb is required",
+            "tensorboard": "tensorboardX or torch is required"}
+
+
 @pytest.mark.parametrize("backend", list(HIDDEN_SDKS))
 def test_missing_sdk_raises_import_error_naming_the_extra(
     backend: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
@@ -72,8 +83,12 @@ def test_missing_sdk_raises_import_error_naming_the_extra(
     for name in modules:
         monkeypatch.setitem(sys.modules, name, None)  # None in sys.modules: import fails
     monkeypatch.chdir(tmp_path)  # nothing a half-built backend writes lands in the repo
-    with pytest.raises(ImportError, match=rf"pytest-insidellms\[{extra}\]"):
+    with pytest.raises(ImportError, match=rf"pytest-insidellms\[{extra}\]") as raised:
         create_tracker(backend)
+    # insideLLMs' wording, which ported code may match on: "<sdk> is required", then the extra.
+    assert str(raised.value).startswith(REQUIRED[backend])
+    assert str(raised.value).endswith(f"pip install 'pytest-insidellms[{extra}]'")
+    assert list(tmp_path.iterdir()) == []  # refused before the tracker was constructed
 
 
 # -- auto_track -----------------------------------------------------------------------------

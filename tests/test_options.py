@@ -192,6 +192,22 @@ def test_empty_environment_variable_counts_as_unset(
     assert run_tracked(pytester).project == "from-ini"
 
 
+@pytest.mark.parametrize("source", ["env", "ini"])
+def test_an_empty_track_dir_from_the_environment_or_ini_counts_as_unset(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    # As for every other setting; only the command line, where it is typed, refuses it.
+    if source == "env":
+        ini(pytester, insidellms_track="local", insidellms_track_dir="from-ini")
+        monkeypatch.setenv("INSIDELLMS_TRACK_DIR", " ")
+    else:
+        ini(pytester, insidellms_track="local", insidellms_track_dir="")
+    pytester.makepyfile(ONE_TEST)
+    expected = pytester.path / ("from-ini" if source == "env" else "experiments")
+    assert run_tracked(pytester).track_dir == expected
+    assert len(session_runs(expected)) == 1
+
+
 def test_defaults_are_project_insidellms_experiments_under_rootdir_and_timestamp_name(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -350,6 +366,47 @@ BAD_VALUES = {
     "empty run name": (
         {}, {}, {}, ["--track", "local", "--track-run-name", ""],
         "--track-run-name: empty run name"),
+    "config file that is a directory": (
+        {}, {}, {"sub/keep.txt": ""}, ["--track", "local", "--track-config=sub"],
+        "--track-config: {path}/sub is a directory, not a config file"),
+    "config file from the ini file that is a directory": (
+        {"insidellms_track_config": "sub"}, {}, {"sub/keep.txt": ""}, ["--track", "local"],
+        "ini option insidellms_track_config: {path}/sub is a directory, not a config file"),
+    "empty --track-config": (
+        {}, {}, {}, ["--track", "local", "--track-config="],
+        "--track-config: expected a path, got an empty value"),
+    "invalid redact pattern in the config file": (
+        {}, {}, {"bad.yaml": "redact_patterns: ['internal-[0-9]+', '(unclosed']\n"},
+        ["--track", "local", "--track-config", "bad.yaml"],
+        "--track-config: {path}/bad.yaml: 'redact_patterns': '(unclosed' is not a valid regular "
+        "expression: missing ), unterminated subpattern at position 0"),
+    "typo in a backend section": (
+        {}, {}, {"bad.yaml": "mlflow:\n  trackinguri: http://127.0.0.1:5000\n"},
+        ["--track", "local", "--track-config", "bad.yaml"],
+        "--track-config: {path}/bad.yaml: backend 'mlflow': unknown key 'trackinguri'; valid "
+        "keys: artifact_location, experiment_name, flush_interval, tracking_uri"),
+    "typo in a backend section from the environment": (
+        {}, {"INSIDELLMS_TRACK_CONFIG": "bad.yaml"}, {"bad.yaml": "local:\n  outdir: x\n"},
+        ["--track", "local"],
+        "environment variable INSIDELLMS_TRACK_CONFIG: {path}/bad.yaml: backend 'local': "
+        "unknown key 'outdir'; valid keys: output_dir"),
+    "wrong type in a backend section": (
+        {}, {}, {"bad.yaml": "tensorboard:\n  flush_secs: '5'\n"},
+        ["--track", "local", "--track-config", "bad.yaml"],
+        "--track-config: {path}/bad.yaml: backend 'tensorboard': 'flush_secs' must be a number, "
+        "got '5'"),
+    "empty --track-dir": (
+        {}, {}, {}, ["--track", "local", "--track-dir="],
+        "--track-dir: expected a path, got an empty value"),
+    "blank --track-dir": (
+        {}, {}, {}, ["--track", "local", "--track-dir", "  "],
+        "--track-dir: expected a path, got an empty value"),
+    "--track-dir naming a file": (
+        {}, {}, {"taken": "not a directory"}, ["--track", "local", "--track-dir=taken"],
+        "--track-dir: {path}/taken is a file, not a directory"),
+    "track dir from the environment naming a file": (
+        {}, {"INSIDELLMS_TRACK_DIR": "taken"}, {"taken": "x"}, ["--track", "local"],
+        "environment variable INSIDELLMS_TRACK_DIR: {path}/taken is a file, not a directory"),
 }
 
 
@@ -362,11 +419,12 @@ def test_bad_value_is_a_usage_error_naming_its_source(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     for name, text in files.items():
+        pytester.path.joinpath(name).parent.mkdir(exist_ok=True)
         pytester.path.joinpath(name).write_text(text)
     pytester.makepyfile(ONE_TEST)
     result = pytester.runpytest(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert message in result.stderr.str()
+    assert message.format(path=pytester.path) in result.stderr.str()
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
     assert not (pytester.path / "experiments").exists()
 

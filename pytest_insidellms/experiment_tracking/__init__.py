@@ -19,13 +19,17 @@ from .factory import BACKENDS, auto_track, create_tracker
 from .local import LocalFileTracker
 from .mlflow import MLflowTracker
 from .multi import MultiTracker
+from .registry import ENTRY_POINT_GROUP, BackendLoadError, BackendSpec, backend, backend_names
 from .tensorboard import TensorBoardTracker
 from .wandb import WandBTracker
 
 __all__ = [
     "BACKENDS",
+    "ENTRY_POINT_GROUP",
     "RUN_STATUSES",
     "Artifact",
+    "BackendLoadError",
+    "BackendSpec",
     "ExperimentTracker",
     "LocalFileTracker",
     "MLflowTracker",
@@ -38,6 +42,8 @@ __all__ = [
     "TrackingWarning",
     "WandBTracker",
     "auto_track",
+    "backend",
+    "backend_names",
     "create_tracker",
     "sanitize_key",
 ]

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-#: Backend names accepted as top-level sections of a YAML config file.
-BACKEND_SECTIONS = ("local", "mlflow", "wandb", "tensorboard")
 
 
 @dataclass
@@ -36,24 +35,29 @@ class TrackingConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "config") -> TrackingConfig:
         """Build a config from a mapping; unknown keys and wrong types raise ValueError/TypeError
-        naming ``source`` and the key. Backend names may appear as top-level sections."""
+        naming ``source`` and the key. Every registered backend (see
+        :mod:`~pytest_insidellms.experiment_tracking.registry`) may have a section, at the top
+        level or under ``backends``, whose keys are checked against its constructor; sections
+        under ``backends`` for other names (a hook's backend) are kept unchecked."""
+        from .registry import backend_names, find_backend
+
         if not isinstance(data, Mapping):
             raise TypeError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
         fields = {f.name: f for f in dataclasses.fields(cls)}
         values: dict[str, Any] = {}
         backends: dict[str, dict[str, Any]] = {}
         for key, value in data.items():
-            if key in BACKEND_SECTIONS:
-                backends[key] = _section(source, key, value)
-            elif key == "backends":
+            if key == "backends":
                 if not isinstance(value, Mapping):
                     raise TypeError(f"{source}: 'backends' must be a mapping of backend name to settings")
                 for name, section in value.items():
                     backends[str(name)] = _section(source, str(name), section)
             elif key in fields:
                 values[key] = _checked(source, key, value)
+            elif isinstance(key, str) and find_backend(key) is not None:
+                backends[key] = _section(source, key, value)
             else:
-                valid = sorted([*fields, *BACKEND_SECTIONS])
+                valid = sorted([*fields, *backend_names()])
                 raise ValueError(f"{source}: unknown key {key!r}; valid keys: {', '.join(valid)}")
         return cls(**values, backends=backends)
 
@@ -92,13 +96,35 @@ def _checked(source: str, key: str, value: Any) -> Any:
             value = [part.strip() for part in value.split(",") if part.strip()]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise TypeError(f"{source}: {key!r} must be a list of strings, got {value!r}")
+        if key == "redact_patterns":
+            for pattern in value:
+                _check_pattern(source, pattern)
         return list(value)
     raise ValueError(f"{source}: {key!r} cannot be set here")
 
 
+def _check_pattern(source: str, pattern: str) -> None:
+    # A bad pattern would fail every redaction, and with it every param of the session. It
+    # must compile alone and the way redaction joins the patterns (no global flags inside).
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)  # 3.10: a misplaced global flag
+            re.compile(pattern)
+            re.compile(f"(?:{pattern})")
+    except (re.error, DeprecationWarning) as exc:
+        raise ValueError(
+            f"{source}: 'redact_patterns': {pattern!r} is not a valid regular expression: {exc}"
+        ) from None
+
+
 def _section(source: str, name: str, value: Any) -> dict[str, Any]:
+    from .registry import find_backend
+
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         raise TypeError(f"{source}: backend section {name!r} must be a mapping, got {value!r}")
-    return {str(k): v for k, v in value.items()}
+    spec = find_backend(name)
+    if spec is None:
+        return {str(k): v for k, v in value.items()}
+    return spec.check_settings(value, source)

@@ -3,42 +3,30 @@
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 import numbers
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
+from . import registry
 from .base import ExperimentTracker, TrackingWarning
 
-#: Backend name -> (module, class). Modules are imported only when that backend is created,
-#: and a backend module imports its SDK only in its constructor.
-BACKENDS: dict[str, tuple[str, str]] = {
-    "local": ("pytest_insidellms.experiment_tracking.local", "LocalFileTracker"),
-    "mlflow": ("pytest_insidellms.experiment_tracking.mlflow", "MLflowTracker"),
-    "wandb": ("pytest_insidellms.experiment_tracking.wandb", "WandBTracker"),
-    "tensorboard": ("pytest_insidellms.experiment_tracking.tensorboard", "TensorBoardTracker"),
-}
+#: The built-in backends' specs by name (entry-point backends: ``registry.backend_names()``).
+BACKENDS: Final[Mapping[str, registry.BackendSpec]] = registry.builtin_backends()
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def create_tracker(backend: str = "local", **kwargs: Any) -> ExperimentTracker[Any]:
-    """Create a tracker by backend name; ``kwargs`` go to its constructor.
+    """Create a tracker by backend name (built in, or from an installed entry point);
+    ``kwargs`` go to its constructor.
 
-    Raises ValueError for an unknown name (listing the valid ones) and ImportError naming the
-    extra to install when the backend's SDK is missing.
+    Raises ValueError for an unknown name ("Unknown backend", listing the valid ones),
+    ImportError naming what to install when the backend's SDK is missing, and
+    :class:`~.registry.BackendLoadError` when the entry point of that name is broken.
     """
-    try:
-        module_name, class_name = BACKENDS[backend]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown tracking backend {backend!r}; valid backends: {', '.join(BACKENDS)}"
-        ) from None
-    cls = getattr(importlib.import_module(module_name), class_name)
-    tracker: ExperimentTracker[Any] = cls(**kwargs)
-    return tracker
+    return registry.backend(backend).create(**kwargs)
 
 
 def auto_track(tracker: ExperimentTracker[Any], experiment_name: str | None = None) -> Callable[[F], F]:
