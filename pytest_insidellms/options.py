@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,17 +21,6 @@ if TYPE_CHECKING:  # imported by resolve() only when tracking is on: an untracke
 
 GROUP = "insidellms"
 DEFAULT_PROJECT = "insideLLMs"
-
-
-def __getattr__(name: str) -> Sequence[str]:
-    # BUILTIN_BACKENDS, the tuple this module once held, is now every registered name (entry
-    # points included), read from the registry; looked up only on use, so that an untracked
-    # run never imports the registry.
-    if name == "BUILTIN_BACKENDS":
-        from .defaults import BACKEND_NAMES
-
-        return BACKEND_NAMES
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)

@@ -317,8 +317,6 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, site: Pa
 def test_pytest_track_uses_an_entry_point_backend_and_its_config_section(
     project: pytest.Pytester,
 ) -> None:
-    # Needs the plugin to build --track names through the registry (it does so today through
-    # options.BUILTIN_BACKENDS and defaults.backend_kwargs, which read the registry).
     project.path.joinpath("tracking.yaml").write_text("notebook:\n  shelf: nightly\n")
     result = project.runpytest_subprocess("--track", "notebook,local",
                                            "--track-config", "tracking.yaml")
@@ -351,8 +349,6 @@ def test_pytest_config_section_errors_for_an_entry_point_backend_are_usage_error
     assert not (project.path / "experiments").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="needs the plugin wiring: the controller must ask "
-                   "registry.backend(name) and make a BackendLoadError a usage error")
 def test_pytest_track_with_a_broken_entry_point_is_a_usage_error_naming_it(
     project: pytest.Pytester,
 ) -> None:

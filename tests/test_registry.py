@@ -264,16 +264,3 @@ def test_an_sdk_missing_from_a_third_party_spec_names_its_requirement() -> None:
                                           r"langfuse backend; install it with: pip install "
                                           r"'langfuse-insidellms>=1'$"):
         spec.create(output_dir=".")
-
-
-def test_the_plugins_old_names_read_the_registry(tmp_path: Path) -> None:
-    from pytest_insidellms import defaults, options
-
-    assert tuple(options.BUILTIN_BACKENDS) == backend_names()
-    assert "mlflow" in options.BUILTIN_BACKENDS and "nosuch" not in options.BUILTIN_BACKENDS
-    assert tuple(defaults.REMOTE_BACKENDS) == ("mlflow", "wandb")
-    assert "wandb" in defaults.REMOTE_BACKENDS and "local" not in defaults.REMOTE_BACKENDS
-    tracking = TrackingConfig(project="p")
-    assert defaults.backend_kwargs("local", tracking, tmp_path) == {
-        "config": tracking, "output_dir": tmp_path}
-    assert defaults.spool_dir(tmp_path, "wandb") == tmp_path / "spool" / "wandb"
