@@ -26,8 +26,10 @@ def test_hangs():
 """
 
 
-def _interrupt(pytester: pytest.Pytester, sig: signal.Signals, *args: str) -> int:
-    """Run the slow suite in a subprocess, send ``sig`` once it hangs, return its exit code."""
+def _interrupt(pytester: pytest.Pytester, sig: signal.Signals, *args: str,
+               then: tuple[tuple[float, signal.Signals], ...] = ()) -> int:
+    """Run the slow suite in a subprocess, send ``sig`` once it hangs (and each of ``then``
+    after its delay), return its exit code."""
     pytester.makepyfile(test_slow=SLOW_SUITE)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INSIDELLMS_", "PYTEST_"))}
     process = subprocess.Popen(
@@ -46,6 +48,10 @@ def _interrupt(pytester: pytest.Pytester, sig: signal.Signals, *args: str) -> in
         os.killpg(process.pid, sig)  # a terminal's Ctrl-C reaches the whole process group
     else:
         process.send_signal(sig)
+    for delay, later in then:
+        time.sleep(delay)
+        if process.poll() is None:
+            process.send_signal(later)
     try:
         output, _ = process.communicate(timeout=60)
     finally:
@@ -69,3 +75,19 @@ def test_signal_ends_every_run_killed_and_keeps_results(
     assert module.status == "killed"
     assert {"done_0", "done_1", "done_2"} <= set(module.metrics)
     assert module.metrics["tests_passed"] == 3
+
+
+@pytest.mark.parametrize("then", [
+    ((0.01, signal.SIGINT),), ((0.2, signal.SIGINT),), ((0.3, signal.SIGTERM),),
+    ((0.05, signal.SIGTERM), (0.05, signal.SIGINT)),
+], ids=["SIGINT-10ms", "SIGINT-200ms", "SIGTERM-300ms", "SIGTERM-SIGINT"])
+def test_any_sequence_of_signals_ends_every_run_killed(
+    pytester: pytest.Pytester, then: tuple[tuple[float, signal.Signals], ...]
+) -> None:
+    returncode = _interrupt(pytester, signal.SIGINT, then=then)
+    assert returncode == pytest.ExitCode.INTERRUPTED
+
+    session = only_session(pytester.path / "experiments")
+    assert session.run.status == "killed"
+    assert session.modules["test_slow.py"].status == "killed"
+    assert session.modules["test_slow.py"].metrics["tests_passed"] == 3

@@ -17,7 +17,7 @@ from ..cases import FinishedCase, LoggedResult
 from ..wire import Event, Payload, ResultEvent, from_wire
 from .outcomes import CaseState, Phase
 from .problems import ProblemSink
-from .signals import SigtermAsInterrupt
+from .signals import SignalWatch
 
 
 class CaseConsumer(Protocol):
@@ -39,14 +39,13 @@ class CaseAssembler:
         self.problems = problems
         self._payloads = payloads
         self._cases: dict[str, CaseState] = {}
-        self.interrupted = False
-        self._sigterm = SigtermAsInterrupt()
+        self.signals = SignalWatch()
 
     # -- reports ----------------------------------------------------------------------------
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if not self._sigterm.installed:
-            self._sigterm.install()
+        if not self.signals.installed:
+            self.signals.install()
         with self.problems.guard():
             self._take(report)
 
@@ -81,24 +80,22 @@ class CaseAssembler:
 
     # -- the end ----------------------------------------------------------------------------
 
-    def pytest_keyboard_interrupt(self) -> None:
-        self.interrupted = True
-
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        self._sigterm.restore()
+        killed = bool(self.signals.received)
         with self.problems.guard():
             for nodeid, case in list(self._cases.items()):
                 if case.failing:  # reported failing, never finished (interrupted)
                     del self._cases[nodeid]
                     self._finished(case.finish(nodeid, nodeid.split("::", 1)[0]))
             for consumer in self.consumers:
-                consumer.on_finish(killed=self.interrupted,
+                consumer.on_finish(killed=killed,
                                    internal_error=exitstatus == pytest.ExitCode.INTERNAL_ERROR)
+        self.signals.restore()  # a signal held while the runs ended is not replayed
         self.problems.apply_strict(session)
 
     def pytest_unconfigure(self) -> None:
-        self._sigterm.restore()
+        self.signals.restore()
 
 
 def _phase(report: pytest.TestReport, payload: Payload) -> Phase:
