@@ -72,6 +72,8 @@ class FinishedCase:
     experiment: ExperimentInfo | None = None
     #: Results the test returned (origin ``returned``), in order.
     results: tuple[LoggedResult, ...] = ()
+    #: The call failed and teardown errored too (pytest counts a failure and an error).
+    teardown_failed: bool = False
     #: 0-based trial of a case run several times; 0 otherwise.
     trial: int = 0
     #: Earlier attempts pytest-rerunfailures made before this, the final one.

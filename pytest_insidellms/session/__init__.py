@@ -27,8 +27,13 @@ def start(config: pytest.Config, settings: Settings, warning: type[Warning],
     problems = ProblemSink(config, warning, settings.strict)
     # Before any tracker exists: a hook-provided one is built when the backends are
     # checked and copies the config when it is constructed.
-    for tags in config.hook.pytest_insidellms_session_tags(config=config):
-        settings.tracking.tags.extend(str(t) for t in tags or ())
+    try:
+        for tags in config.hook.pytest_insidellms_session_tags(config=config):
+            settings.tracking.tags.extend(str(t) for t in tags or ())
+    except Exception as exc:
+        problem = f"pytest_insidellms_session_tags failed: {type(exc).__name__}: {exc}"
+        problems.add("hooks", problem)
+        problems.config_time_warning(f"insidellms tracking: {problem} (no tags from hooks)")
     backends = Backends(config, settings, problems)
     tracked = TrackedSession(config, backends, problems)
     assembler = CaseAssembler([tracked], problems, payloads)

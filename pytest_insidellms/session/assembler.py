@@ -15,7 +15,7 @@ import pytest
 
 from ..cases import FinishedCase, LoggedResult
 from ..wire import Event, Payload, ResultEvent, from_wire
-from .outcomes import CaseState, Phase
+from .outcomes import ERROR_TAIL, CaseState, Phase
 from .problems import ProblemSink
 from .signals import SignalWatch
 
@@ -66,6 +66,18 @@ class CaseAssembler:
         if phase.final:
             del self._cases[report.nodeid]
             self._finished(case.finish(report.nodeid, module))
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        """A module that failed to collect (kept going with --continue-on-collection-errors)
+        counts as one errored case of its module."""
+        if not report.failed:
+            return
+        with self.problems.guard():
+            nodeid = report.nodeid or "<collection>"
+            text = str(getattr(report, "longreprtext", "") or report.longrepr)
+            self._finished(FinishedCase(
+                nodeid=nodeid, module=nodeid.split("::", 1)[0], outcome="error",
+                error_type="CollectionError", error=text.strip()[-ERROR_TAIL:]))
 
     def _finished(self, case: FinishedCase) -> None:
         for consumer in self.consumers:

@@ -50,6 +50,8 @@ class CaseState:
     stopped: float | None = None
     error: str | None = None
     error_type: str | None = None
+    #: A teardown error after a failed call: pytest counts both, one failed and one error.
+    teardown_failed: bool = False
     experiment: ExperimentInfo | None = None
     results: list[LoggedResult] = field(default_factory=list)
 
@@ -64,6 +66,8 @@ class CaseState:
                 self.outcome = "xfailed" if phase.xfail else "skipped"
             elif phase.xfail:
                 self.outcome = "xpassed"
+        elif failed and phase.when == "teardown" and self.outcome == "failed":
+            self.teardown_failed = True
         elif failed:  # setup, teardown, or a crashed worker
             self.outcome = "failed" if phase.when == CRASHED else "error"
         elif skipped and phase.when == "setup":
@@ -80,7 +84,8 @@ class CaseState:
         return FinishedCase(
             nodeid=nodeid, module=module, outcome=self.outcome, error_type=self.error_type,
             error=self.error, latency_ms=self.latency_ms, started=self.started,
-            stopped=self.stopped, experiment=self.experiment, results=tuple(self.results))
+            stopped=self.stopped, experiment=self.experiment, results=tuple(self.results),
+            teardown_failed=self.teardown_failed)
 
 
 #: The four counts of a run: xfailed counts as skipped and xpassed as passed, as in
@@ -93,31 +98,38 @@ _TALLY_OF: Final[dict[Outcome, str]] = {
 
 @dataclass
 class Tally:
-    """Outcome counts of a run."""
+    """Outcome counts of a run, as pytest's summary line counts them: a test that fails and
+    then errors in teardown is one test, one failure and one error."""
 
     started: float = field(default_factory=time.monotonic)
     counts: dict[str, int] = field(
         default_factory=lambda: {"passed": 0, "failed": 0, "skipped": 0, "error": 0})
+    total: int = 0
+    #: Tests that ran (not skipped, not xfailed): what ``pass_rate`` is a rate of.
+    ran: int = 0
 
-    def add(self, outcome: Outcome) -> None:
-        self.counts[_TALLY_OF[outcome]] += 1
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
+    def add(self, case: FinishedCase) -> None:
+        self.total += 1
+        self.ran += case.ran
+        self.counts[_TALLY_OF[case.outcome]] += 1
+        if case.teardown_failed:
+            self.counts["error"] += 1
 
     @property
     def failing(self) -> bool:
         return bool(self.counts["failed"] or self.counts["error"])
 
     def metrics(self) -> dict[str, float]:
-        ran = self.total - self.counts["skipped"]
-        return {
+        """The counts, ``duration_seconds`` and, once a test ran, ``pass_rate``: passed over
+        tests that ran (an all-skipped run has no rate rather than a rate of 0)."""
+        metrics: dict[str, float] = {
             "tests_total": self.total,
             "tests_passed": self.counts["passed"],
             "tests_failed": self.counts["failed"],
             "tests_skipped": self.counts["skipped"],
             "tests_errors": self.counts["error"],
-            "pass_rate": self.counts["passed"] / ran if ran else 0.0,
             "duration_seconds": time.monotonic() - self.started,
         }
+        if self.ran:
+            metrics["pass_rate"] = self.counts["passed"] / self.ran
+        return metrics

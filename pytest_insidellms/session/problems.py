@@ -48,12 +48,14 @@ class ProblemSink:
         """Leave backend ``name`` out at configure time, or stop pytest with --track-strict."""
         if self.strict:
             raise pytest.UsageError(message)
+        self.config_time_warning(message + " (backend disabled)")
+        self.add(name, problem)
+
+    def config_time_warning(self, text: str) -> None:
         try:
-            self.config.issue_config_time_warning(
-                self.warning(message + " (backend disabled)"), stacklevel=3)
+            self.config.issue_config_time_warning(self.warning(text), stacklevel=3)
         except self.warning:
             pass  # warnings are errors (-W error) and pytest would crash: the summary says it
-        self.add(name, problem)
 
     def warn(self, text: str) -> None:
         """Show ``text`` once, as a warning, when the outermost guard ends (or now)."""

@@ -85,7 +85,7 @@ class TrackedSession:
         self.tracker = tracker
         self.locations = tracker.locations(self.session_run)
         params = session_params(self.config, __version__)
-        for extra in self.config.hook.pytest_insidellms_session_params(config=self.config):
+        for extra in self._hook("pytest_insidellms_session_params", config=self.config):
             params.update(extra or {})
         self._call(lambda t: t.log_params(params, run_id=self.session_run))
         return True
@@ -119,11 +119,11 @@ class TrackedSession:
                 self._call(_replay(event, run_id))
 
     def on_case(self, case: FinishedCase) -> None:
-        if self.tracker is None:
+        if not self.open():
             return
         module = self._module(case.module, None)
-        module.tally.add(case.outcome)
-        self.tally.add(case.outcome)
+        module.tally.add(case)
+        self.tally.add(case)
         module.finished += 1
         if case.experiment is not None:
             name = case.experiment.name
@@ -147,8 +147,8 @@ class TrackedSession:
     # -- logging ----------------------------------------------------------------------------
 
     def _log_result(self, logged: LoggedResult, run_id: str, nodeid: str) -> None:
-        verdicts = self.config.hook.pytest_insidellms_result(
-            result=logged.result, nodeid=nodeid, prefix=logged.prefix, config=self.config)
+        verdicts = self._hook("pytest_insidellms_result", result=logged.result, nodeid=nodeid,
+                              prefix=logged.prefix, config=self.config)
         if any(v is False for v in verdicts):
             return
         self._call(lambda t: t.log_experiment_result(logged.result, logged.prefix, run_id=run_id))
@@ -201,6 +201,17 @@ class TrackedSession:
         return [t for t in trackers if isinstance(t, SpoolingTracker)]
 
     # -- failure handling -------------------------------------------------------------------
+
+    def _hook(self, name: str, **kwargs: Any) -> list[Any]:
+        """Call one of our hooks; an implementation that raises is a problem, not a crash
+        (what it would have returned is left out)."""
+        try:
+            results: list[Any] = getattr(self.config.hook, name)(**kwargs)
+        except Exception as exc:
+            self.problems.failure("hooks", RuntimeError(f"{name} failed: "
+                                                        f"{type(exc).__name__}: {exc}"))
+            return []
+        return results
 
     def _call(self, operation: Callable[[MultiTracker], Any]) -> None:
         """One operation on the multi-tracker; backend failures are collected, not raised."""

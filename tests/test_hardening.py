@@ -1,0 +1,126 @@
+"""What real CI sessions do to the plugin, each once broke something (issue 11)."""
+
+from __future__ import annotations
+
+import pytest
+from local_runs import only_session
+
+
+@pytest.mark.parametrize("hook", ["pytest_insidellms_session_params",
+                                  "pytest_insidellms_session_tags",
+                                  "pytest_insidellms_result"])
+def test_a_raising_hook_is_a_tracking_problem_not_an_internal_error(
+    pytester: pytest.Pytester, hook: str
+) -> None:
+    pytester.makeconftest(f"""
+        def {hook}(**kwargs):
+            raise RuntimeError("hook broke")
+    """)
+    pytester.makepyfile(test_one="""
+        from pytest_insidellms import ExperimentResult, ModelInfo, ProbeCategory, ProbeResult
+
+        def test_returns():
+            return ExperimentResult(experiment_id="e", model_info=ModelInfo("m", "p", "m"),
+                                    probe_name="qa", probe_category=ProbeCategory.LOGIC,
+                                    results=[ProbeResult(input="x")])
+
+        def test_after():
+            pass
+    """)
+    result = pytester.runpytest("--track", "local", "-W", "ignore::pytest.PytestWarning")
+    result.assert_outcomes(passed=2)
+    assert result.ret == 0
+    assert "INTERNALERROR" not in result.stdout.str()
+    result.stdout.fnmatch_lines([f"*hooks: 1 problem(s), first: *{hook}*hook broke*"])
+    session = only_session(pytester.path / "experiments")
+    assert session.run.status == "finished"
+    assert session.modules["test_one.py"].metrics["tests_total"] == 2
+    assert "test_returns/total_count" in session.modules["test_one.py"].metrics
+
+
+def test_collection_errors_count_and_fail_the_session_run(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_good="def test_ok():\n    pass\n",
+                        test_broken="import no_such_module_here\n")
+    result = pytester.runpytest("--track", "local", "--continue-on-collection-errors")
+    result.assert_outcomes(passed=1, errors=1)
+    session = only_session(pytester.path / "experiments")
+    assert session.run.status == "failed"
+    assert session.run.metrics["tests_errors"] == 1
+    assert session.modules["test_broken.py"].status == "failed"
+    assert session.modules["test_good.py"].status == "finished"
+
+
+def test_a_failure_with_a_teardown_error_counts_both_as_pytest_does(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_both="""
+        import pytest
+
+        @pytest.fixture
+        def breaks_on_teardown():
+            yield
+            raise RuntimeError("teardown")
+
+        def test_fails(breaks_on_teardown):
+            assert False
+    """)
+    result = pytester.runpytest("--track", "local")
+    result.assert_outcomes(failed=1, errors=1)
+    m = only_session(pytester.path / "experiments").modules["test_both.py"].metrics
+    assert (m["tests_total"], m["tests_failed"], m["tests_errors"]) == (1, 1, 1)
+    assert m["pass_rate"] == 0.0
+
+
+def test_an_all_skipped_module_has_no_pass_rate(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_skipped="""
+        import pytest
+
+        @pytest.mark.skip(reason="later")
+        def test_later():
+            pass
+    """, test_ran="def test_ok():\n    pass\n")
+    pytester.runpytest("--track", "local").assert_outcomes(passed=1, skipped=1)
+    session = only_session(pytester.path / "experiments")
+    skipped = session.modules["test_skipped.py"].metrics
+    assert skipped["tests_skipped"] == 1 and "pass_rate" not in skipped
+    assert session.run.metrics["pass_rate"] == 1.0
+
+
+def test_marker_params_of_any_type_travel_to_the_xdist_controller(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_params="""
+        import enum, pathlib
+        import numpy as np
+        import pytest
+
+        class Split(enum.Enum):
+            TEST = "test"
+
+        @pytest.mark.experiment(name="qa", params={"data": pathlib.Path("d/v3.jsonl"),
+                                                   "split": Split.TEST, "k": np.int64(5)})
+        @pytest.mark.parametrize("case", range(4))
+        def test_case(case):
+            pass
+    """)
+    result = pytester.runpytest_subprocess("--track", "local", "-n", "2")
+    result.assert_outcomes(passed=4)
+    assert "INTERNALERROR" not in result.stdout.str()
+    params = only_session(pytester.path / "experiments").modules["test_params.py"].params
+    assert (params["qa/data"], params["qa/split"], params["qa/k"]) == ("d/v3.jsonl", "test", 5)
+
+
+@pytest.mark.parametrize("tracked", [False, True], ids=["untracked", "tracked"])
+def test_a_non_string_marker_param_key_errors_the_test_tracked_or_not(
+    pytester: pytest.Pytester, tracked: bool
+) -> None:
+    pytester.makepyfile(test_key="""
+        import pytest
+
+        @pytest.mark.experiment(params={1: "one"})
+        def test_case():
+            pass
+    """)
+    result = pytester.runpytest(*(["--track", "local"] if tracked else []))
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*experiment(params=...)*names must be strings*"])
