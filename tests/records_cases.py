@@ -28,7 +28,7 @@ def qa_case(case: str, outcome: Outcome, *, error_type: str | None = None,
             error: str | None = None, trial: int = 0,
             info: ExperimentInfo = QA_INFO) -> FinishedCase:
     return FinishedCase(f"{QA}::test_answer[{case}]", QA, outcome, error_type=error_type,
-                        error=error, latency_ms=12.5, started=1_700_000_000.0 + trial,
+                        error=error, latency_ms=812.345, started=1_700_000_000.0 + trial,
                         stopped=1_700_000_000.5 + trial, experiment=info, trial=trial)
 
 

@@ -76,7 +76,9 @@ def _experiments(experiments: Sequence[Mapping[str, Any]]) -> str:
             "<thead><tr><th>Module</th><th>Experiment</th><th class=num>Cases</th>"
             "<th>Accuracy (95% Wilson interval)</th><th class=num>Success</th>"
             "<th class=num>Errors</th><th>Scores</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table></section>")
+            f'<tbody>{rows}</tbody></table><p class="legend">Bar: accuracy over the cases that '
+            "ran; whisker: its 95% Wilson interval. Success: successes over all cases, skipped "
+            "ones included.</p></section>")
 
 
 def _experiment_row(experiment: Mapping[str, Any]) -> str:
@@ -123,21 +125,24 @@ def _trials(experiments: Sequence[Mapping[str, Any]]) -> str:
     repeated = [e for e in experiments if e["trials"]]
     if not repeated:
         return ""
-    rows = []
+    rows: list[str] = []
+    flaky: list[str] = []
     for e in repeated:
         trials = e["trials"]
         ks = " ".join(f'<span class="score">pass@{b["k"]} {_percent(b["pass_at_k"])} &middot; '
                       f'pass^{b["k"]} {_percent(b["pass_hat_k"])}</span>' for b in trials["by_k"])
-        flaky = "".join(f"<li><code>{_e(c)}</code></li>" for c in trials["flaky"])
         rows.append(
             f'<tr><td class="module">{_e(e["module"])}</td><td>{_e(e["experiment"] or "")}</td>'
             f'<td class=num>{trials["cases"]}</td><td class=num>{trials["attempts"]}</td>'
             f'<td class=num>{_percent(trials["pass_rate"])}</td><td>{ks}</td>'
-            f'<td>{f"<ul class=flaky>{flaky}</ul>" if flaky else "none"}</td></tr>')
+            f'<td class="num{" bad" if trials["flaky"] else ""}">{len(trials["flaky"])}</td></tr>')
+        flaky.extend(f"<li><code>{_e(case)}</code></li>" for case in trials["flaky"])
+    shown_flaky = (f'<h3>Flaky cases ({len(flaky)})</h3><ul class="flaky">{"".join(flaky)}</ul>'
+                   if flaky else '<p class="muted">No flaky case.</p>')
     return ('<section id="trials"><h2>Repeated trials</h2><table><thead><tr><th>Module</th>'
             "<th>Experiment</th><th class=num>Cases</th><th class=num>Attempts</th>"
-            "<th class=num>Pass rate</th><th>pass@k / pass^k</th><th>Flaky cases</th></tr>"
-            f'</thead><tbody>{"".join(rows)}</tbody></table></section>')
+            "<th class=num>Pass rate</th><th>pass@k / pass^k</th><th class=num>Flaky</th></tr>"
+            f'</thead><tbody>{"".join(rows)}</tbody></table>{shown_flaky}</section>')
 
 
 def _failures(records: Sequence[Record]) -> str:
@@ -161,7 +166,9 @@ def _failure(record: Record) -> str:
         lines = ["...", *lines[-_ERROR_LINES:]]
     detail = (f"<details><summary>details</summary><pre>{_e(chr(10).join(lines))}</pre>"
               "</details>") if error else ""
-    outcome = custom["outcome"]
+    # A result's own status failed inside a test that may well have passed: say which.
+    outcome = custom["outcome"] if custom["kind"] != "result" else \
+        f'{record["status"]}, in a {custom["outcome"]} test'
     return (f'<li><span class="etype">{_e(error_type)}</span> <code>'
             f'{_e(custom["replicate_key"])}</code> <span class="muted">{_e(outcome)}'
             f"</span>{detail}</li>")
@@ -233,7 +240,10 @@ details{margin-top:6px}
 summary{cursor:pointer;color:var(--accent);font-size:13px}
 pre{margin:6px 0 0;padding:10px 12px;background:var(--panel);border-radius:6px;overflow:auto;
 font:12.5px/1.45 ui-monospace,Menlo,Consolas,"DejaVu Sans Mono",monospace;white-space:pre-wrap}
-ul.flaky{margin:0;padding-left:18px}
+h3{font-size:15px;margin:18px 0 6px}
+ul.flaky{margin:0;padding-left:20px;columns:2;column-gap:32px}
+ul.flaky li{break-inside:avoid;margin:2px 0}
+.legend{margin:8px 0 0;color:var(--muted);font-size:12.5px}
 .comparison{margin-top:8px}
 .comparison .empty,.empty{padding:18px;border:1px dashed #c9d1da;border-radius:8px;
 color:var(--muted);background:#fcfdfe;text-align:center}
