@@ -78,6 +78,9 @@ class FinishedCase:
     trial: int = 0
     #: Earlier attempts pytest-rerunfailures made before this, the final one.
     reruns: int = 0
+    #: The xdist worker that ran this copy, set only under ``--dist each`` (where every
+    #: worker runs every test and each copy is a case of its own).
+    worker: str | None = None
 
     @property
     def example_id(self) -> str:

@@ -124,3 +124,66 @@ def test_a_non_string_marker_param_key_errors_the_test_tracked_or_not(
     result = pytester.runpytest(*(["--track", "local"] if tracked else []))
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*experiment(params=...)*names must be strings*"])
+
+
+FLAKY = """
+import pathlib
+import pytest
+
+def attempt(name):
+    marker = pathlib.Path(name)
+    first = not marker.exists()
+    marker.write_text("seen")
+    return first
+
+@pytest.mark.experiment(name="qa")
+@pytest.mark.parametrize("case", ["a", "b", "flaky"])
+def test_case(case):
+    if case == "flaky":
+        assert not attempt("flaky.seen"), "fails on the first attempt only"
+
+def test_last_of_module():
+    assert not attempt("last.seen"), "fails on the first attempt only"
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["single", "xdist"])
+def test_reruns_count_the_final_attempt_only(
+    pytester: pytest.Pytester, workers: list[str]
+) -> None:
+    pytester.makepyfile(test_flaky=FLAKY)
+    result = pytester.runpytest_subprocess("--track", "local", "--reruns", "1",
+                                           "-p", "no:randomly", *workers)
+    outcomes = result.parseoutcomes()
+    assert (outcomes.get("passed"), outcomes.get("rerun"), outcomes.get("failed")) == (4, 2, None)
+    session = only_session(pytester.path / "experiments")
+    assert list(session.modules) == ["test_flaky.py"]  # one module run, not split
+    module = session.modules["test_flaky.py"]
+    m = module.metrics
+    assert (m["tests_total"], m["tests_passed"], m["tests_failed"]) == (4, 4, 0)
+    assert m["pass_rate"] == 1.0 and m["tests_reruns"] == 2
+    assert m["qa/total_count"] == 3 and m["qa/accuracy"] == 1.0
+    # the experiment was logged once, from the final attempts
+    assert [v for _, v in module.history("qa/total_count")] == [3.0]
+    assert module.status == "finished" and session.run.status == "finished"
+
+
+def test_dist_each_gives_one_module_run_with_every_workers_copy_as_a_case(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_each="""
+        import pytest
+
+        @pytest.mark.experiment(name="qa")
+        @pytest.mark.parametrize("case", ["a", "b", "c"])
+        def test_case(case):
+            assert case != "c"
+    """)
+    result = pytester.runpytest_subprocess("--track", "local", "-n", "2", "--dist", "each")
+    result.assert_outcomes(passed=4, failed=2)
+    session = only_session(pytester.path / "experiments")
+    assert list(session.modules) == ["test_each.py"]
+    m = session.modules["test_each.py"].metrics
+    assert (m["tests_total"], m["tests_passed"], m["tests_failed"]) == (6, 4, 2)
+    assert m["qa/total_count"] == 6 and m["qa/accuracy"] == pytest.approx(4 / 6)
+    assert [v for _, v in session.modules["test_each.py"].history("qa/total_count")] == [6.0]

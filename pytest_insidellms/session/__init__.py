@@ -36,7 +36,7 @@ def start(config: pytest.Config, settings: Settings, warning: type[Warning],
         problems.config_time_warning(f"insidellms tracking: {problem} (no tags from hooks)")
     backends = Backends(config, settings, problems)
     tracked = TrackedSession(config, backends, problems)
-    assembler = CaseAssembler([tracked], problems, payloads)
+    assembler = CaseAssembler(config, [tracked], problems, payloads)
     config.pluginmanager.register(assembler, "insidellms-session")
     config.pluginmanager.register(TrackingReport(config, tracked, problems),
                                   "insidellms-report")

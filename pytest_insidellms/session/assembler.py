@@ -9,6 +9,7 @@ consumer. Tracking is one consumer; records are another.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Protocol
 
 import pytest
@@ -33,12 +34,17 @@ class CaseConsumer(Protocol):
 
 
 class CaseAssembler:
-    def __init__(self, consumers: list[CaseConsumer], problems: ProblemSink,
-                 payloads: Any) -> None:
+    def __init__(self, config: pytest.Config, consumers: list[CaseConsumer],
+                 problems: ProblemSink, payloads: Any) -> None:
         self.consumers = consumers
+        #: Under ``--dist each`` every worker runs every test: each copy is a case, and a
+        #: module (or an experiment) is complete once every worker's copies have finished.
+        self._each = config.getoption("dist", "no") == "each"
+        self._copies = 0
         self.problems = problems
         self._payloads = payloads
-        self._cases: dict[str, CaseState] = {}
+        #: (worker under --dist each, else None; node id) -> the test's state so far.
+        self._cases: dict[tuple[str | None, str], CaseState] = {}
         self.signals = SignalWatch()
 
     # -- reports ----------------------------------------------------------------------------
@@ -49,12 +55,24 @@ class CaseAssembler:
         with self.problems.guard():
             self._take(report)
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        self._copies += 1  # every node collects before the first test is scheduled
+
     def _take(self, report: pytest.TestReport) -> None:
         payload = self._payload_of(report)
         module = report.nodeid.split("::", 1)[0]
-        case = self._cases.setdefault(report.nodeid, CaseState())
+        worker: str | None = getattr(report, "worker_id", None) if self._each else None
+        key = (worker, report.nodeid)
+        case = self._cases.setdefault(key, CaseState())
+        expected = payload.module_tests
+        if worker is not None and self._copies > 1:
+            expected = expected and expected * self._copies
+            if payload.experiment is not None:
+                payload.experiment = replace(payload.experiment,
+                                             cases=payload.experiment.cases * self._copies)
         for consumer in self.consumers:
-            consumer.on_events(module, report.nodeid, payload.module_tests, payload.events)
+            consumer.on_events(module, report.nodeid, expected, payload.events)
         for event in payload.events:
             if isinstance(event, ResultEvent) and event.origin == "returned":
                 case.results.append(LoggedResult(event.result, event.prefix, event.origin,
@@ -63,9 +81,13 @@ class CaseAssembler:
             case.experiment = payload.experiment
         phase = _phase(report, payload)
         case.advance(phase)
-        if phase.final:
-            del self._cases[report.nodeid]
-            self._finished(case.finish(report.nodeid, module))
+        if not phase.final:
+            return
+        if case.rerun_pending:
+            self._cases[key] = case.next_attempt()
+            return
+        del self._cases[key]
+        self._finished(replace(case.finish(report.nodeid, module), worker=worker))
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         """A module that failed to collect (kept going with --continue-on-collection-errors)
@@ -96,10 +118,11 @@ class CaseAssembler:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         killed = bool(self.signals.received)
         with self.problems.guard():
-            for nodeid, case in list(self._cases.items()):
+            for (worker, nodeid), case in list(self._cases.items()):
                 if case.failing:  # reported failing, never finished (interrupted)
-                    del self._cases[nodeid]
-                    self._finished(case.finish(nodeid, nodeid.split("::", 1)[0]))
+                    del self._cases[(worker, nodeid)]
+                    self._finished(replace(case.finish(nodeid, nodeid.split("::", 1)[0]),
+                                           worker=worker))
             for consumer in self.consumers:
                 consumer.on_finish(killed=killed,
                                    internal_error=exitstatus == pytest.ExitCode.INTERNAL_ERROR)

@@ -52,10 +52,16 @@ class CaseState:
     error_type: str | None = None
     #: A teardown error after a failed call: pytest counts both, one failed and one error.
     teardown_failed: bool = False
+    #: pytest-rerunfailures will run this attempt again (a phase reported ``rerun``).
+    rerun_pending: bool = False
+    reruns: int = 0
     experiment: ExperimentInfo | None = None
     results: list[LoggedResult] = field(default_factory=list)
 
     def advance(self, phase: Phase) -> None:
+        if phase.outcome == "rerun":
+            self.rerun_pending = True
+            return
         failed, skipped = phase.outcome == "failed", phase.outcome == "skipped"
         if phase.when == "call":
             self.latency_ms = phase.duration * 1000.0
@@ -80,12 +86,17 @@ class CaseState:
     def failing(self) -> bool:
         return self.outcome in ("failed", "error")
 
+    def next_attempt(self) -> CaseState:
+        """The state of the attempt after one pytest-rerunfailures will repeat: only the
+        final attempt is the outcome; earlier ones count as reruns."""
+        return CaseState(experiment=self.experiment, reruns=self.reruns + 1)
+
     def finish(self, nodeid: str, module: str) -> FinishedCase:
         return FinishedCase(
             nodeid=nodeid, module=module, outcome=self.outcome, error_type=self.error_type,
             error=self.error, latency_ms=self.latency_ms, started=self.started,
             stopped=self.stopped, experiment=self.experiment, results=tuple(self.results),
-            teardown_failed=self.teardown_failed)
+            teardown_failed=self.teardown_failed, reruns=self.reruns)
 
 
 #: The four counts of a run: xfailed counts as skipped and xpassed as passed, as in
@@ -107,6 +118,8 @@ class Tally:
     total: int = 0
     #: Tests that ran (not skipped, not xfailed): what ``pass_rate`` is a rate of.
     ran: int = 0
+    #: Attempts pytest-rerunfailures repeated (never outcomes of their own).
+    reruns: int = 0
 
     def add(self, case: FinishedCase) -> None:
         self.total += 1
@@ -114,6 +127,7 @@ class Tally:
         self.counts[_TALLY_OF[case.outcome]] += 1
         if case.teardown_failed:
             self.counts["error"] += 1
+        self.reruns += case.reruns
 
     @property
     def failing(self) -> bool:
@@ -132,4 +146,6 @@ class Tally:
         }
         if self.ran:
             metrics["pass_rate"] = self.counts["passed"] / self.ran
+        if self.reruns:
+            metrics["tests_reruns"] = self.reruns
         return metrics
