@@ -42,7 +42,9 @@ def default_prefix(nodeid: str, name: str | None = None) -> str:
     """``test_qa`` -> ``test_qa/``; ``TestQA::test_x[gpt-4-case 1]`` -> ``TestQA/test_x/gpt-4-case 1/``.
 
     The part after the module, with ``::`` and the parametrization brackets turned into
-    ``/`` levels; the tracker's key rules then apply (see sanitize_key).
+    ``/`` levels. A parametrization id that the key rules would change (``2+2`` and ``2*2``
+    both become ``2_2``) gets a short hash of the id itself, so cases never collide:
+    ``test_x/2_2-1b3c5e/``.
     """
     path = nodeid.split("::", 1)[1] if "::" in nodeid else nodeid
     function, _, params = path.partition("[")
@@ -50,5 +52,24 @@ def default_prefix(nodeid: str, name: str | None = None) -> str:
     if name:
         parts[-1] = name
     if params:
-        parts.append(params.removesuffix("]"))
+        parts.append(_case_segment(params.removesuffix("]")))
     return "/".join(parts) + "/"
+
+
+def _case_segment(case_id: str) -> str:
+    from .experiment_tracking.base import sanitize_key
+
+    if not case_id or "/" in case_id:
+        clean = None
+    else:
+        try:
+            clean = sanitize_key(case_id)
+        except ValueError:
+            clean = None
+    if clean == case_id:
+        return case_id
+    import hashlib
+
+    digest = hashlib.sha1(case_id.encode("utf-8")).hexdigest()[:6]
+    readable = (clean or "case").replace("/", "_")[:200]
+    return f"{readable}-{digest}"

@@ -187,3 +187,30 @@ def test_dist_each_gives_one_module_run_with_every_workers_copy_as_a_case(
     assert (m["tests_total"], m["tests_passed"], m["tests_failed"]) == (6, 4, 2)
     assert m["qa/total_count"] == 6 and m["qa/accuracy"] == pytest.approx(4 / 6)
     assert [v for _, v in session.modules["test_each.py"].history("qa/total_count")] == [6.0]
+
+
+def test_cases_whose_ids_the_key_rules_map_alike_never_collide(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_ids="""
+        import pytest
+        from pytest_insidellms import ExperimentResult, ModelInfo, ProbeCategory, ProbeResult
+        from pytest_insidellms import ResultStatus
+
+        @pytest.mark.parametrize("expr, ok", [("2+2", True), ("2*2", False), ("a/b", True),
+                                              ("plain", True)])
+        def test_math(expr, ok):
+            status = ResultStatus.SUCCESS if ok else ResultStatus.ERROR
+            return ExperimentResult(experiment_id=expr, model_info=ModelInfo("m", "p", "m"),
+                                    probe_name="math", probe_category=ProbeCategory.LOGIC,
+                                    results=[ProbeResult(input=expr, status=status)])
+    """)
+    pytester.runpytest("--track", "local").assert_outcomes(passed=4)
+    module = only_session(pytester.path / "experiments").modules["test_ids.py"]
+    rates = {k.removesuffix("/success_rate"): v for k, v in module.metrics.items()
+             if k.endswith("/success_rate")}
+    assert len(rates) == 4
+    assert rates["test_math/plain-True"] == 1.0  # a clean id is kept as it is
+    assert sorted(rates.values()) == [0.0, 1.0, 1.0, 1.0]
+    ids = {module.params[f"{prefix}/experiment_id"] for prefix in rates}
+    assert ids == {"2+2", "2*2", "a/b", "plain"}
