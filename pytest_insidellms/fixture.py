@@ -16,7 +16,15 @@ from typing import Any
 from .experiment_tracking.base import validate_artifact, validate_metrics, validate_params
 from .experiment_tracking.results import flatten_experiment_result
 from .types import ExperimentResult
-from .wire import ArtifactEvent, Event, MetricsEvent, ParamsEvent, ResultEvent, Target
+from .wire import (
+    ArtifactEvent,
+    Event,
+    MetricsEvent,
+    ParamsEvent,
+    ProblemEvent,
+    ResultEvent,
+    Target,
+)
 
 #: Fixture artifacts are snapshotted here (under the track dir) until they are replayed.
 STAGING = ".staging"
@@ -62,11 +70,17 @@ class TrackerFixture:
             return
         holder = self._staging_dir / uuid.uuid4().hex
         copy = holder / Path(artifact.name).name
-        holder.mkdir(parents=True)
-        if artifact.source.is_dir():
-            shutil.copytree(artifact.source, copy, symlinks=True)
-        else:
-            shutil.copy2(artifact.source, copy)
+        try:
+            holder.mkdir(parents=True)
+            if artifact.source.is_dir():
+                shutil.copytree(artifact.source, copy, symlinks=True)
+            else:
+                shutil.copy2(artifact.source, copy)
+        except OSError as exc:  # the track dir is full, unwritable, not a directory...
+            shutil.rmtree(holder, ignore_errors=True)
+            self._emit(ProblemEvent(self._target, f"artifact {artifact.name!r} not logged: "
+                                                  f"{exc.__class__.__name__}: {exc}"))
+            return
         self._emit(ArtifactEvent(self._target, str(copy), artifact.name, artifact.type,
                                  str(artifact.source.absolute())))
 

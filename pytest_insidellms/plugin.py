@@ -23,12 +23,17 @@ from . import hookspecs, options
 
 if TYPE_CHECKING:
     import weakref
+    from pathlib import Path
 
     from .cases import ExperimentInfo
     from .fixture import TrackerFixture
     from .wire import Event, Payload
 
 #: The resolved settings; absent (None) when tracking is off.
+#: Written into a track directory the plugin created: pytest never collects below it (its
+#: artifacts may be named test_*.py), tracked session or not.
+TRACK_DIR_MARKER = ".insidellms-track-dir"
+
 SETTINGS = pytest.StashKey["options.Settings | None"]()
 TEST_STATE = pytest.StashKey["ItemState"]()
 TAKEN_FLAGS = pytest.StashKey[list[str]]()
@@ -98,6 +103,10 @@ def pytest_configure(config: pytest.Config) -> None:
         from .session import start
 
         start(config, settings, InsideLLMsTrackingWarning, hooks.payloads)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    return True if (collection_path / TRACK_DIR_MARKER).is_file() else None
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

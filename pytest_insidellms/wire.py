@@ -53,7 +53,16 @@ class ResultEvent:
     params: Mapping[str, Any] = field(default_factory=dict)
 
 
-Event = Union[MetricsEvent, ParamsEvent, ArtifactEvent, ResultEvent]
+@dataclass(frozen=True)
+class ProblemEvent:
+    """A fixture call that could not be carried out for a reason that is not the test's
+    fault (the track dir is full or unwritable): a tracking problem, never a test failure."""
+
+    target: Target
+    message: str
+
+
+Event = Union[MetricsEvent, ParamsEvent, ArtifactEvent, ResultEvent, ProblemEvent]
 
 
 @dataclass
@@ -73,7 +82,7 @@ class Payload:
 
 
 class WireEvent(TypedDict, total=False):
-    kind: Literal["metrics", "params", "artifact", "result"]
+    kind: Literal["metrics", "params", "artifact", "result", "problem"]
     target: Target
     metrics: dict[str, float]
     step: int | None
@@ -85,6 +94,7 @@ class WireEvent(TypedDict, total=False):
     result: dict[str, Any]
     prefix: str
     origin: ResultOrigin
+    message: str
 
 
 class WireExperiment(TypedDict):
@@ -141,6 +151,8 @@ def _event_to_wire(event: Event) -> WireEvent:
     if isinstance(event, ArtifactEvent):
         return {"kind": "artifact", "target": event.target, "path": event.path,
                 "name": event.name, "type": event.type, "source": event.source}
+    if isinstance(event, ProblemEvent):
+        return {"kind": "problem", "target": event.target, "message": event.message}
     return {"kind": "result", "target": event.target, "result": event.result.to_dict(),
             "prefix": event.prefix, "origin": event.origin, "params": dict(event.params)}
 
@@ -153,6 +165,8 @@ def _event_from_wire(wire: WireEvent) -> Event:
         return ParamsEvent(target, wire["params"])
     if kind == "artifact":
         return ArtifactEvent(target, wire["path"], wire["name"], wire["type"], wire["source"])
+    if kind == "problem":
+        return ProblemEvent(target, wire["message"])
     if kind == "result":
         return ResultEvent(target, ExperimentResult.from_dict(wire["result"]), wire["prefix"],
                            wire["origin"], wire.get("params", {}))

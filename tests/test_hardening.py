@@ -214,3 +214,58 @@ def test_cases_whose_ids_the_key_rules_map_alike_never_collide(
     assert sorted(rates.values()) == [0.0, 1.0, 1.0, 1.0]
     ids = {module.params[f"{prefix}/experiment_id"] for prefix in rates}
     assert ids == {"2+2", "2*2", "a/b", "plain"}
+
+
+@pytest.mark.parametrize("breakage", ["staging-is-a-file", "disk-full"])
+def test_an_artifact_the_track_dir_cannot_take_is_a_tracking_problem_not_a_failure(
+    pytester: pytest.Pytester, breakage: str
+) -> None:
+    pytester.makepyfile(test_art=f"""
+        import errno, pathlib, shutil
+
+        def test_logs(tracker, tmp_path, monkeypatch):
+            source = tmp_path / "out.txt"
+            source.write_text("x")
+            if {breakage!r} == "disk-full":
+                def full(*args, **kwargs):
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                monkeypatch.setattr(shutil, "copy2", full)
+            else:
+                pathlib.Path("experiments").mkdir(exist_ok=True)
+                pathlib.Path("experiments/.staging").write_text("not a directory")
+            tracker.log_artifact(source)
+            tracker.log_metrics({{"after": 1.0}})
+    """)
+    result = pytester.runpytest("--track", "local", "-W", "ignore::pytest.PytestWarning")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*tracker fixture: 1 problem(s), first: *out.txt* not logged*"])
+    module = only_session(pytester.path / "experiments").modules["test_art.py"]
+    assert module.metrics["after"] == 1.0  # what came after is logged
+    assert module.data["artifacts"] == []
+    staging = pytester.path / "experiments" / ".staging"
+    assert not staging.is_dir() or not any(staging.iterdir())
+
+
+def test_the_track_dir_is_never_collected_and_ignores_itself_in_git(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_art="""
+        def test_logs(tracker, tmp_path):
+            source = tmp_path / "test_sneaky.py"
+            source.write_text("def test_inside():\\n    assert False\\n")
+            tracker.log_artifact(source)
+    """)
+    pytester.runpytest("--track", "local").assert_outcomes(passed=1)
+    track_dir = pytester.path / "experiments"
+    assert list(track_dir.rglob("test_sneaky.py"))  # the artifact is stored as a .py file
+    assert (track_dir / ".gitignore").read_text().splitlines()[-1] == "*"
+    again = pytester.runpytest()  # the next plain run does not collect it
+    again.assert_outcomes(passed=1)
+    assert "import file mismatch" not in again.stdout.str()
+
+
+def test_an_existing_track_dir_is_left_as_the_user_has_it(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_one="def test_ok():\n    pass\n")
+    pytester.runpytest("--track", "local", "--track-dir=.").assert_outcomes(passed=1)
+    assert not (pytester.path / ".gitignore").exists()
+    pytester.runpytest().assert_outcomes(passed=1)  # the project itself still collects

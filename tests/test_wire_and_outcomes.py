@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pytest_insidellms import ExperimentResult, ModelInfo, ProbeCategory, ProbeResult, ProbeScore
-from pytest_insidellms.cases import ExperimentInfo, FinishedCase, LoggedResult
+from pytest_insidellms.cases import ExperimentInfo, FinishedCase, LoggedResult, Outcome
 from pytest_insidellms.session.experiments import ExperimentAggregate
 from pytest_insidellms.session.outcomes import CaseState, Phase, Tally
 from pytest_insidellms.wire import (
@@ -64,8 +64,9 @@ def test_xfail_and_xpass_are_kept_apart_and_tallied_as_pytest_summarises() -> No
     xpassed.advance(Phase("call", "passed", xfail=True))
     assert (xfailed.outcome, xpassed.outcome) == ("xfailed", "xpassed")
     tally = Tally()
-    for outcome in ("passed", "xpassed", "failed", "error", "skipped", "xfailed"):
-        tally.add(outcome)
+    outcomes: tuple[Outcome, ...] = ("passed", "xpassed", "failed", "error", "skipped", "xfailed")
+    for outcome in outcomes:
+        tally.add(FinishedCase(f"m.py::t[{outcome}]", "m.py", outcome))
     assert tally.counts == {"passed": 2, "failed": 1, "skipped": 2, "error": 1}
     assert tally.metrics()["pass_rate"] == 0.5
 

@@ -22,9 +22,10 @@ from .. import __version__
 from ..cases import FinishedCase, LoggedResult
 from ..experiment_tracking import MultiTracker
 from ..fixture import STAGING
+from ..plugin import TRACK_DIR_MARKER
 from ..experiment_tracking.spool import SpoolingTracker
 from ..session_info import session_params
-from ..wire import ArtifactEvent, Event, MetricsEvent, ParamsEvent, ResultEvent
+from ..wire import ArtifactEvent, Event, MetricsEvent, ParamsEvent, ProblemEvent, ResultEvent
 from .backends import Backends
 from .experiments import ExperimentAggregate
 from .outcomes import Tally
@@ -61,6 +62,7 @@ class TrackedSession:
         self._last_live = 0.0
         self._modules: dict[str, ModuleRun] = {}
         self._tried = False
+        self._track_dir_is_ours = False
         self._errors_seen = 0
 
     # -- opening ----------------------------------------------------------------------------
@@ -70,6 +72,7 @@ class TrackedSession:
         if self.tracker is not None or self._tried:
             return self.tracker is not None
         self._tried = True
+        self._track_dir_is_ours = not self.settings.track_dir.exists()
         trackers = []
         for name in self.backends.names:
             with self.problems.guard(name):
@@ -83,6 +86,7 @@ class TrackedSession:
         if self.session_run is None:
             return False
         self.tracker = tracker
+        self._mark_track_dir()
         self.locations = tracker.locations(self.session_run)
         params = session_params(self.config, __version__)
         for extra in self._hook("pytest_insidellms_session_params", config=self.config):
@@ -115,6 +119,8 @@ class TrackedSession:
             if isinstance(event, ResultEvent):
                 self._log_result(LoggedResult(event.result, event.prefix, event.origin,
                                               event.params), run_id, nodeid)
+            elif isinstance(event, ProblemEvent):
+                self.problems.failure("tracker fixture", OSError(f"{nodeid}: {event.message}"))
             else:
                 self._call(_replay(event, run_id))
 
@@ -184,6 +190,7 @@ class TrackedSession:
             (self.settings.track_dir / STAGING).rmdir()
         if self.tracker is None:
             return
+        self._mark_track_dir()
         for module in list(self._modules.values()):
             self._end_module(module, "killed" if killed else None)
         self._log_tally(self.session_run, self.tally)
@@ -199,6 +206,13 @@ class TrackedSession:
     def spoolers(self) -> list[SpoolingTracker]:
         trackers = self.tracker.trackers if self.tracker is not None else []
         return [t for t in trackers if isinstance(t, SpoolingTracker)]
+
+    def _mark_track_dir(self) -> None:
+        # Only a directory this session created: one that existed is the user's
+        # (--track-dir=.), and a .gitignore of * there would hide their project.
+        if self._track_dir_is_ours:
+            with self.problems.guard():
+                mark_track_dir(self.settings.track_dir)
 
     # -- failure handling -------------------------------------------------------------------
 
@@ -224,6 +238,17 @@ class TrackedSession:
         for name, exc in tracker.errors[self._errors_seen:]:
             self.problems.failure(name, exc)
         self._errors_seen = len(tracker.errors)
+
+
+def mark_track_dir(track_dir: Path) -> None:
+    """Mark a track directory the session created as pytest marks ``.pytest_cache``: ignored
+    by git (a ``.gitignore`` of ``*``) and never collected by pytest."""
+    marker = track_dir / TRACK_DIR_MARKER
+    if track_dir.is_dir() and not marker.exists():
+        (track_dir / ".gitignore").write_text("# Created by pytest-insidellms.\n*\n", "utf-8")
+        marker.write_text(
+            "pytest-insidellms keeps tracked runs here; pytest does not collect below it.\n",
+            "utf-8")
 
 
 def _replay(event: MetricsEvent | ParamsEvent | ArtifactEvent,
