@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from .cases import ExperimentInfo
     from .fixture import TrackerFixture
-    from .wire import Event, Payload
+    from .wire import Event, Payload, TestEvents
 
 #: The resolved settings; absent (None) when tracking is off.
 #: Written into a track directory the plugin created: pytest never collects below it (its
@@ -36,6 +36,7 @@ TRACK_DIR_MARKER = ".insidellms-track-dir"
 
 SETTINGS = pytest.StashKey["options.Settings | None"]()
 TEST_STATE = pytest.StashKey["ItemState"]()
+TRACKING_HOOKS = pytest.StashKey["TrackingHooks"]()
 TAKEN_FLAGS = pytest.StashKey[list[str]]()
 
 
@@ -49,9 +50,9 @@ class InsideLLMsTrackingWarning(pytest.PytestWarning):
 class ItemState:
     """Per-test scratch space of a tracked session, reset at the start of each run."""
 
+    events: TestEvents
     marker: pytest.Mark | None = None
     marker_fields: dict[str, Any] = field(default_factory=dict)
-    events: list[Event] = field(default_factory=list)
     experiment: ExperimentInfo | None = None
 
 
@@ -94,7 +95,7 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = config.stash[SETTINGS] = options.resolve(config)
     if settings is None:
         return
-    hooks = TrackingHooks(config)
+    hooks = config.stash[TRACKING_HOOKS] = TrackingHooks(config)
     config.pluginmanager.register(hooks, "insidellms-hooks")
     if not is_xdist_worker(config):
         # Only a tracked session pays for it. (``from .x import y`` rather than
@@ -102,7 +103,7 @@ def pytest_configure(config: pytest.Config) -> None:
         # pytester has dropped the module from sys.modules between in-process runs.)
         from .session import start
 
-        start(config, settings, InsideLLMsTrackingWarning, hooks.payloads)
+        start(config, settings, InsideLLMsTrackingWarning, hooks)
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -128,11 +129,11 @@ MARKER_HELP = (
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    tracked = item.config.stash.get(SETTINGS, None) is not None
+    hooks = item.config.stash.get(TRACKING_HOOKS, None)
     mark = item.get_closest_marker("experiment")
     if mark is None:
-        if tracked:
-            item.stash[TEST_STATE] = ItemState()
+        if hooks is not None:
+            item.stash[TEST_STATE] = ItemState(hooks.events_of(item))
         return
     from .marker import MarkerError, check
 
@@ -140,8 +141,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         fields = check(mark)
     except MarkerError as exc:
         pytest.fail(str(exc), pytrace=False)
-    if tracked:
-        item.stash[TEST_STATE] = ItemState(mark, fields)
+    if hooks is not None:
+        item.stash[TEST_STATE] = ItemState(hooks.events_of(item), mark, fields)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -213,6 +214,19 @@ class TrackingHooks:
         #: plugins serialise reports; only a worker puts the plain-JSON form on the report).
         self.payloads: weakref.WeakKeyDictionary[pytest.TestReport, Payload] = (
             weakref.WeakKeyDictionary())
+        #: Fixture calls made after their test ended (from a thread it left running).
+        self.late: list[tuple[str, Event]] = []
+
+    def events_of(self, item: pytest.Item) -> TestEvents:
+        from .wire import TestEvents
+
+        return TestEvents(item.nodeid, self.late)
+
+    def take_late(self) -> list[tuple[str, Event]]:
+        late = []
+        while self.late:  # pop is atomic: a thread appending meanwhile loses nothing
+            late.append(self.late.pop(0))
+        return late
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         from .marker import experiment_name
@@ -241,8 +255,11 @@ class TrackingHooks:
             cases = self.experiment_cases.get((module, experiment_name(item, state.marker)), 0)
             state.experiment = experiment_info(item, state.marker, state.marker_fields, cases)
         payload = Payload(module_tests=self.module_tests.get(module),
-                          events=state.events.copy(), experiment=state.experiment)
+                          events=list(state.events), experiment=state.experiment,
+                          late=self.take_late() if self.late else [])
         state.events.clear()  # in place: the tracker fixture holds this list
+        if report.when == "teardown":
+            state.events.closed = True
         if report.failed and call.excinfo is not None:
             payload.error_type = call.excinfo.typename
         if self.worker:
@@ -250,6 +267,14 @@ class TrackingHooks:
         else:
             self.payloads[report] = payload
         return report
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """A worker's late events that no report carried go with its output."""
+        output = getattr(session.config, "workeroutput", None)
+        if output is not None and self.late:
+            from .wire import late_to_wire
+
+            output["insidellms_late"] = late_to_wire(self.take_late())
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

@@ -65,6 +65,27 @@ class ProblemEvent:
 Event = Union[MetricsEvent, ParamsEvent, ArtifactEvent, ResultEvent, ProblemEvent]
 
 
+class TestEvents(list[Event]):
+    """The events of one test, filled by the test (its fixture, its return value).
+
+    Once the test's last report is made, an append (the fixture called from a thread the test
+    left running) goes to ``late`` with the test's node id instead: it travels on the next
+    report of this process, or at the end of the session.
+    """
+
+    def __init__(self, nodeid: str, late: list[tuple[str, Event]]) -> None:
+        super().__init__()
+        self.nodeid = nodeid
+        self.late = late
+        self.closed = False
+
+    def append(self, event: Event) -> None:
+        if self.closed:
+            self.late.append((self.nodeid, event))
+        else:
+            super().append(event)
+
+
 @dataclass
 class Payload:
     """The tracking data of one phase report."""
@@ -76,6 +97,8 @@ class Payload:
     experiment: ExperimentInfo | None = None
     #: The exception class of a failing phase (``AssertionError``).
     error_type: str | None = None
+    #: Events of tests that had already ended (see TestEvents), with their node ids.
+    late: list[tuple[str, Event]] = field(default_factory=list)
 
 
 # -- the plain-JSON form, for pytest-xdist ------------------------------------------------------
@@ -115,12 +138,14 @@ class WirePayload(TypedDict, total=False):
     events: list[WireEvent]
     experiment: WireExperiment | None
     error_type: str | None
+    late: list[tuple[str, WireEvent]]
 
 
 def to_wire(payload: Payload) -> WirePayload:
     wire: WirePayload = {"module_tests": payload.module_tests,
                          "events": [_event_to_wire(e) for e in payload.events],
-                         "error_type": payload.error_type}
+                         "error_type": payload.error_type,
+                         "late": late_to_wire(payload.late)}
     info = payload.experiment
     if info is not None:
         wire["experiment"] = {
@@ -139,7 +164,16 @@ def from_wire(wire: WirePayload) -> Payload:
         events=[_event_from_wire(e) for e in wire.get("events", ())],
         experiment=None if info is None else ExperimentInfo(**info),
         error_type=wire.get("error_type"),
+        late=late_from_wire(wire.get("late", [])),
     )
+
+
+def late_to_wire(late: list[tuple[str, Event]]) -> list[tuple[str, WireEvent]]:
+    return [(nodeid, _event_to_wire(event)) for nodeid, event in late]
+
+
+def late_from_wire(wire: list[tuple[str, WireEvent]]) -> list[tuple[str, Event]]:
+    return [(nodeid, _event_from_wire(event)) for nodeid, event in wire]
 
 
 def _event_to_wire(event: Event) -> WireEvent:

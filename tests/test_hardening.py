@@ -269,3 +269,56 @@ def test_an_existing_track_dir_is_left_as_the_user_has_it(pytester: pytest.Pytes
     pytester.runpytest("--track", "local", "--track-dir=.").assert_outcomes(passed=1)
     assert not (pytester.path / ".gitignore").exists()
     pytester.runpytest().assert_outcomes(passed=1)  # the project itself still collects
+
+
+LATE = """
+import threading, time
+
+def test_leaves_a_thread(tracker):
+    def later():
+        time.sleep(0.3)
+        tracker.log_metrics({"late_metric": 1.0})
+    threading.Thread(target=later).start()
+
+def test_keeps_the_module_open():
+    time.sleep(1.0)
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "1"]], ids=["single", "xdist"])
+def test_a_fixture_call_from_a_thread_after_its_test_is_logged_while_the_module_is_open(
+    pytester: pytest.Pytester, workers: list[str]
+) -> None:
+    pytester.makepyfile(test_late=LATE)
+    result = pytester.runpytest_subprocess("--track", "local", "-p", "no:randomly", *workers)
+    result.assert_outcomes(passed=2)
+    module = only_session(pytester.path / "experiments").modules["test_late.py"]
+    assert module.metrics["late_metric"] == 1.0
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "1"]], ids=["single", "xdist"])
+def test_a_fixture_call_after_its_module_run_ended_is_reported_not_dropped_silently(
+    pytester: pytest.Pytester, workers: list[str]
+) -> None:
+    pytester.makepyfile(test_a_late="""
+        import threading, time
+
+        def test_leaves_a_thread(tracker):
+            def later():
+                time.sleep(0.5)
+                tracker.log_metrics({"too_late": 1.0})
+            threading.Thread(target=later).start()
+    """, test_b_other="""
+        import time
+
+        def test_meanwhile():
+            time.sleep(1.0)
+
+        def test_after():
+            pass
+    """)
+    result = pytester.runpytest_subprocess("--track", "local", "-p", "no:randomly", *workers)
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*tracker fixture: 1 problem(s)*test_a_late.py*after the test*"])
+    module = only_session(pytester.path / "experiments").modules["test_a_late.py"]
+    assert "too_late" not in module.metrics

@@ -9,7 +9,7 @@ show (:mod:`.reporting`). Imported only by a tracked session.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -20,9 +20,12 @@ from .problems import ProblemSink
 from .reporting import TrackingReport
 from .tracking import TrackedSession
 
+if TYPE_CHECKING:
+    from ..plugin import TrackingHooks
+
 
 def start(config: pytest.Config, settings: Settings, warning: type[Warning],
-          payloads: Any) -> CaseAssembler:
+          hooks: TrackingHooks) -> CaseAssembler:
     """Build the session side and register its plugin objects with pytest."""
     problems = ProblemSink(config, warning, settings.strict)
     # Before any tracker exists: a hook-provided one is built when the backends are
@@ -36,7 +39,7 @@ def start(config: pytest.Config, settings: Settings, warning: type[Warning],
         problems.config_time_warning(f"insidellms tracking: {problem} (no tags from hooks)")
     backends = Backends(config, settings, problems)
     tracked = TrackedSession(config, backends, problems)
-    assembler = CaseAssembler(config, [tracked], problems, payloads)
+    assembler = CaseAssembler(config, [tracked], problems, hooks)
     config.pluginmanager.register(assembler, "insidellms-session")
     config.pluginmanager.register(TrackingReport(config, tracked, problems),
                                   "insidellms-report")

@@ -10,15 +10,18 @@ consumer. Tracking is one consumer; records are another.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
 from ..cases import FinishedCase, LoggedResult
-from ..wire import Event, Payload, ResultEvent, from_wire
+from ..wire import Event, Payload, ResultEvent, from_wire, late_from_wire
 from .outcomes import ERROR_TAIL, CaseState, Phase
 from .problems import ProblemSink
 from .signals import SignalWatch
+
+if TYPE_CHECKING:
+    from ..plugin import TrackingHooks
 
 
 class CaseConsumer(Protocol):
@@ -29,20 +32,23 @@ class CaseConsumer(Protocol):
     def on_case(self, case: FinishedCase) -> None:
         """A test whose last report arrived."""
 
+    def on_late_events(self, nodeid: str, events: list[Event]) -> None:
+        """Events of a test that had already ended (its fixture, used from a thread)."""
+
     def on_finish(self, *, killed: bool, internal_error: bool) -> None:
         """The session ended (``killed``: by a signal)."""
 
 
 class CaseAssembler:
     def __init__(self, config: pytest.Config, consumers: list[CaseConsumer],
-                 problems: ProblemSink, payloads: Any) -> None:
+                 problems: ProblemSink, hooks: TrackingHooks) -> None:
         self.consumers = consumers
+        self._hooks = hooks
         #: Under ``--dist each`` every worker runs every test: each copy is a case, and a
         #: module (or an experiment) is complete once every worker's copies have finished.
         self._each = config.getoption("dist", "no") == "each"
         self._copies = 0
         self.problems = problems
-        self._payloads = payloads
         #: (worker under --dist each, else None; node id) -> the test's state so far.
         self._cases: dict[tuple[str | None, str], CaseState] = {}
         self.signals = SignalWatch()
@@ -73,6 +79,7 @@ class CaseAssembler:
                                              cases=payload.experiment.cases * self._copies)
         for consumer in self.consumers:
             consumer.on_events(module, report.nodeid, expected, payload.events)
+        self._late(payload.late)
         for event in payload.events:
             if isinstance(event, ResultEvent) and event.origin == "returned":
                 case.results.append(LoggedResult(event.result, event.prefix, event.origin,
@@ -101,14 +108,27 @@ class CaseAssembler:
                 nodeid=nodeid, module=nodeid.split("::", 1)[0], outcome="error",
                 error_type="CollectionError", error=text.strip()[-ERROR_TAIL:]))
 
+    def _late(self, late: list[tuple[str, Event]]) -> None:
+        for nodeid, event in late:
+            for consumer in self.consumers:
+                consumer.on_late_events(nodeid, [event])
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """A worker's late events no report carried (see TrackingHooks)."""
+        wire = getattr(node, "workeroutput", {}).get("insidellms_late")
+        if wire:
+            with self.problems.guard():
+                self._late(late_from_wire(wire))
+
     def _finished(self, case: FinishedCase) -> None:
         for consumer in self.consumers:
             consumer.on_case(case)
 
     def _payload_of(self, report: pytest.TestReport) -> Payload:
-        local = self._payloads.pop(report, None)
+        local = self._hooks.payloads.pop(report, None)
         if local is not None:
-            return local  # type: ignore[no-any-return]
+            return local
         wire = report.__dict__.pop("insidellms", None)  # from an xdist worker
         return from_wire(wire) if wire else Payload()
 
@@ -118,6 +138,7 @@ class CaseAssembler:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         killed = bool(self.signals.received)
         with self.problems.guard():
+            self._late(self._hooks.take_late())
             for (worker, nodeid), case in list(self._cases.items()):
                 if case.failing:  # reported failing, never finished (interrupted)
                     del self._cases[(worker, nodeid)]

@@ -124,6 +124,18 @@ class TrackedSession:
             else:
                 self._call(_replay(event, run_id))
 
+    def on_late_events(self, nodeid: str, events: list[Event]) -> None:
+        """Logged into the test's module run while it is open; after, a problem."""
+        module = self._modules.get(nodeid.split("::", 1)[0])
+        if module is not None:
+            self.on_events(module.path, nodeid, None, events)
+            return
+        _discard_staged(events)
+        if self.tracker is not None:
+            self.problems.failure("tracker fixture", RuntimeError(
+                f"{nodeid}: {len(events)} call(s) made after the test and its module's run "
+                "had ended (from a thread the test left running?) were not logged"))
+
     def on_case(self, case: FinishedCase) -> None:
         if not self.open():
             return
