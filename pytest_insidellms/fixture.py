@@ -11,7 +11,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .experiment_tracking.base import validate_artifact, validate_metrics, validate_params
 from .experiment_tracking.results import flatten_experiment_result
@@ -30,13 +30,17 @@ from .wire import (
 STAGING = ".staging"
 
 
+class EventSink(Protocol):
+    def append(self, event: Event, /) -> None: ...
+
+
 class TrackerFixture:
     """Logs into the test's module run; :attr:`session` logs into the session run.
 
     Without ``--track`` every call still validates its input and then does nothing.
     """
 
-    def __init__(self, events: list[Event] | None, staging_dir: Path | None,
+    def __init__(self, events: EventSink | None, staging_dir: Path | None,
                  target: Target = "module") -> None:
         self._events = events
         self._staging_dir = staging_dir

@@ -195,6 +195,34 @@ def tracker(request: pytest.FixtureRequest) -> TrackerFixture:
     return TrackerFixture(state.events, settings.track_dir / STAGING)
 
 
+@pytest.fixture(scope="session")
+def shared_tracker(request: pytest.FixtureRequest) -> TrackerFixture:
+    """The ``tracker`` API as a session-scoped fixture: each call logs into the run of the
+    test running at the time. For Hypothesis ``@given`` tests, whose health check refuses
+    function-scoped fixtures."""
+    from .fixture import STAGING, TrackerFixture
+
+    settings = request.config.stash.get(SETTINGS, None)
+    hooks = request.config.stash.get(TRACKING_HOOKS, None)
+    if settings is None or hooks is None:
+        return TrackerFixture(None, None)
+    return TrackerFixture(_RunningTest(hooks), settings.track_dir / STAGING)
+
+
+class _RunningTest:
+    """The events of whichever test is running (see shared_tracker)."""
+
+    def __init__(self, hooks: TrackingHooks) -> None:
+        self._hooks = hooks
+
+    def append(self, event: Event) -> None:
+        current = self._hooks.current
+        if current is None:
+            raise RuntimeError("shared_tracker logs into the running test's run: "
+                               "call it from a test, not between tests")
+        current.append(event)
+
+
 # -- tracked sessions only: events ride on reports ---------------------------------------------
 
 
@@ -216,11 +244,14 @@ class TrackingHooks:
             weakref.WeakKeyDictionary())
         #: Fixture calls made after their test ended (from a thread it left running).
         self.late: list[tuple[str, Event]] = []
+        #: The events of the test running now, for shared_tracker.
+        self.current: TestEvents | None = None
 
     def events_of(self, item: pytest.Item) -> TestEvents:
         from .wire import TestEvents
 
-        return TestEvents(item.nodeid, self.late)
+        self.current = TestEvents(item.nodeid, self.late)
+        return self.current
 
     def take_late(self) -> list[tuple[str, Event]]:
         late = []

@@ -322,3 +322,25 @@ def test_a_fixture_call_after_its_module_run_ended_is_reported_not_dropped_silen
     result.stdout.fnmatch_lines(["*tracker fixture: 1 problem(s)*test_a_late.py*after the test*"])
     module = only_session(pytester.path / "experiments").modules["test_a_late.py"]
     assert "too_late" not in module.metrics
+
+
+def test_hypothesis_tests_log_through_shared_tracker_and_pass_the_health_check(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_props="""
+        from hypothesis import given, settings, strategies as st
+
+        @settings(max_examples=5, database=None)
+        @given(st.integers(0, 100))
+        def test_property(shared_tracker, n):
+            shared_tracker.log_metrics({"n_seen": float(n)})
+
+        @given(st.integers())
+        def test_with_the_function_scoped_fixture(tracker, n):
+            pass
+    """)
+    result = pytester.runpytest("--track", "local", "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*function_scoped_fixture*"])  # why shared_tracker exists
+    module = only_session(pytester.path / "experiments").modules["test_props.py"]
+    assert len(module.history("n_seen")) == 5
