@@ -344,3 +344,20 @@ def test_hypothesis_tests_log_through_shared_tracker_and_pass_the_health_check(
     result.stdout.fnmatch_lines(["*function_scoped_fixture*"])  # why shared_tracker exists
     module = only_session(pytester.path / "experiments").modules["test_props.py"]
     assert len(module.history("n_seen")) == 5
+
+
+def test_log_code_stores_module_sources_and_auto_log_metrics_false_drops_outcomes(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makefile(".yaml", tracking="log_code: true\nauto_log_metrics: false\n")
+    pytester.makepyfile(test_src="def test_ok(tracker):\n    tracker.log_metrics({'m': 1.0})\n")
+    pytester.runpytest("--track", "local", "--track-config", "tracking.yaml").assert_outcomes(
+        passed=1)
+    session = only_session(pytester.path / "experiments")
+    module = session.modules["test_src.py"]
+    assert module.metrics == {"m": 1.0}  # the test's own metric, no tests_* counts
+    assert "tests_total" not in session.run.metrics
+    (artifact,) = module.data["artifacts"]
+    assert (artifact["name"], artifact["type"]) == ("code/test_src.py", "code")
+    stored = module.path / "artifacts" / "code" / "test_src.py"
+    assert stored.read_text() == (pytester.path / "test_src.py").read_text()

@@ -16,6 +16,8 @@ class TrackingConfig:
     """Run metadata and switches that every tracker reads.
 
     ``log_artifacts=False`` turns every ``log_artifact`` call into a no-op (after validation).
+    ``log_code`` and ``auto_log_metrics`` are for the pytest plugin: store each test module's
+    source in its module run, and log the outcome metrics (on by default).
     ``redact_patterns`` adds regular expressions to the built-in secret patterns; matching
     param, tag and notes text is replaced before it reaches any backend.
     ``backends`` holds per-backend keyword arguments for ``create_tracker`` (the pytest plugin

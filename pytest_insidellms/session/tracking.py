@@ -101,6 +101,8 @@ class TrackedSession:
             run_id = self.tracker.start_run(path, parent_run_id=self.session_run)
             self._collect_errors(self.tracker)
             module = self._modules[path] = ModuleRun(path, run_id)
+            if self.settings.tracking.log_code:
+                self._log_code(module)
         if expected:
             module.expected = expected
         return module
@@ -181,8 +183,14 @@ class TrackedSession:
         if logged is not None:
             self._log_result(logged, module.run_id, experiment.experiment_id)
 
+    def _log_code(self, module: ModuleRun) -> None:
+        source = self.config.rootpath / module.path
+        if source.is_file():
+            self._call(lambda t: t.log_artifact(source, f"code/{source.name}", "code",
+                                                run_id=module.run_id))
+
     def _log_tally(self, run_id: str | None, tally: Tally) -> None:
-        if run_id is not None:
+        if run_id is not None and self.settings.tracking.auto_log_metrics:
             metrics = tally.metrics()
             self._call(lambda t: t.log_metrics(metrics, run_id=run_id))
 
