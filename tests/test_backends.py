@@ -505,3 +505,33 @@ def test_mlflow_server_mirrors_the_local_session_and_two_workers_give_the_same_r
         single_runs, single_local.run.name)
     assert workers_runs[workers_local.run.name].data.params["xdist_workers"] == "2"
     assert not (suite.path / "workers" / "spool").exists()
+
+
+def test_credentials_in_the_tracking_uri_are_masked_in_all_the_plugin_prints(
+    suite: pytest.Pytester, mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = mlflow_server.wait_ready()
+    secret_url = url.replace("http://", "http://ci-user:s3cret-pat-value@")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", secret_url)
+    result, _ = run_suite(suite, "--track", "local,mlflow", "--junitxml=junit.xml",
+                          project="masked")
+    shown = result.stdout.str() + result.stderr.str()
+    junit = (suite.path / "junit.xml").read_text()
+    assert "s3cret-pat-value" not in shown and "s3cret-pat-value" not in junit
+    assert summary_line(result, "mlflow").startswith("mlflow: http://ci-user:***REDACTED***@")
+    assert "insidellms_mlflow" in junit and "***REDACTED***" in junit
+
+
+def test_credentials_of_an_unreachable_server_are_masked_in_warnings_and_summary(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI",
+                       f"http://ci-user:s3cret-pat-value@127.0.0.1:{free_port()}")
+    result = suite.runpytest("--track", "local,mlflow", *METADATA,
+                             "-W", f"default::{OUR_WARNING}")
+    result.assert_outcomes(passed=7, failed=1)
+    shown = result.stdout.str() + result.stderr.str()
+    assert "InsideLLMsTrackingWarning: insidellms tracking (mlflow)" in shown
+    assert summary_line(result, "mlflow").startswith("mlflow: 1 problem(s), first: ")
+    assert "ci-user:***REDACTED***@127.0.0.1" in shown
+    assert "s3cret-pat-value" not in shown

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 def start(config: pytest.Config, settings: Settings, warning: type[Warning],
           hooks: TrackingHooks) -> CaseAssembler:
     """Build the session side and register its plugin objects with pytest."""
-    problems = ProblemSink(config, warning, settings.strict)
+    problems = ProblemSink(config, warning, settings.strict,
+                           settings.tracking.redact_patterns)
     # Before any tracker exists: a hook-provided one is built when the backends are
     # checked and copies the config when it is constructed.
     try:

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import pytest
 
 from ..experiment_tracking.base import TrackingWarning
+from ..experiment_tracking.redaction import redact_text
 
 
 class ProblemSink:
-    def __init__(self, config: pytest.Config, warning: type[Warning], strict: bool) -> None:
+    def __init__(self, config: pytest.Config, warning: type[Warning], strict: bool,
+                 redact_patterns: Iterable[str] = ()) -> None:
         self.config = config
         self.warning = warning
         self.strict = strict
+        self._redact_patterns = tuple(redact_patterns)
         #: Backend (or "tracking") -> one line per problem, oldest first.
         self.problems: dict[str, list[str]] = {}
         self._warned: set[str] = set()
@@ -30,10 +33,17 @@ class ProblemSink:
     def __bool__(self) -> bool:
         return bool(self.problems)
 
+    def mask(self, text: str) -> str:
+        """``text`` as the plugin may print or write it outside a backend: credentials (a
+        tracking URI's password, API keys) and the session's redaction patterns masked. CI
+        logs are often public."""
+        return redact_text(text, self._redact_patterns)
+
     # -- recording --------------------------------------------------------------------------
 
     def add(self, name: str, problem: str, *, first: bool = False) -> None:
         """Count a problem without warning (it was warned elsewhere or will be summarised)."""
+        problem = self.mask(problem)
         lines = self.problems.setdefault(name, [])
         lines.insert(0, problem) if first else lines.append(problem)
 
@@ -53,12 +63,13 @@ class ProblemSink:
 
     def config_time_warning(self, text: str) -> None:
         try:
-            self.config.issue_config_time_warning(self.warning(text), stacklevel=3)
+            self.config.issue_config_time_warning(self.warning(self.mask(text)), stacklevel=3)
         except self.warning:
             pass  # warnings are errors (-W error) and pytest would crash: the summary says it
 
     def warn(self, text: str) -> None:
         """Show ``text`` once, as a warning, when the outermost guard ends (or now)."""
+        text = self.mask(text)
         if text in self._warned:
             return
         self._warned.add(text)

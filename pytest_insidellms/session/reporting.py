@@ -31,10 +31,11 @@ class TrackingReport:
                       if callable(getattr(p, "add_global_property", None))), None)
         if junit is None:
             return
-        junit.add_global_property("insidellms_session_run", str(self.tracked.session_run))
+        mask = self.problems.mask
+        junit.add_global_property("insidellms_session_run", mask(str(self.tracked.session_run)))
         for name, location in self.tracked.locations.items():
             if location:
-                junit.add_global_property(f"insidellms_{name}", location)
+                junit.add_global_property(f"insidellms_{name}", mask(location))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         tracked = self.tracked
@@ -46,6 +47,6 @@ class TrackingReport:
             write(f"session run {tracked.settings.run_name}: {tracked.results_logged} result(s) "
                   f"logged, {tracked.tally.total} test(s) tracked")
             for name, location in tracked.locations.items():
-                write(f"  {name}: {location or '(no location)'}")
+                write(f"  {name}: {self.problems.mask(location or '(no location)')}")
         for line in self.problems.summary_lines():
             write(line, yellow=True)
