@@ -38,6 +38,19 @@ def is_experiment_result(value: Any) -> bool:
     )
 
 
+def numeric_mapping(value: Any) -> dict[str, Any] | None:
+    """A non-empty mapping of string names to numbers (bools are not numbers), else None."""
+    from collections.abc import Mapping
+    from numbers import Real
+
+    if not isinstance(value, Mapping) or not value:
+        return None
+    if all(isinstance(k, str) and isinstance(v, Real) and not isinstance(v, bool)
+           for k, v in value.items()):
+        return dict(value)
+    return None
+
+
 def default_prefix(nodeid: str, name: str | None = None) -> str:
     """``test_qa`` -> ``test_qa/``; ``TestQA::test_x[gpt-4-case 1]`` -> ``TestQA/test_x/gpt-4-case 1/``.
 

@@ -160,25 +160,37 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None]:
 
 
 def _keep_result(item: pytest.Item, value: Any) -> Any:
+    """What a test returned: an ExperimentResult, or a mapping of names to numbers (logged
+    as metrics, as ``auto_track`` does), never reaches pytest; anything else does."""
     if value is None:
         return None
-    from .capture import default_prefix, is_experiment_result
+    from .capture import default_prefix, is_experiment_result, numeric_mapping
 
-    if not is_experiment_result(value):
+    metrics = None if is_experiment_result(value) else numeric_mapping(value)
+    if metrics is None and not is_experiment_result(value):
         return value
     state = item.stash.get(TEST_STATE, None)
-    if state is not None:
-        from .fixture import as_experiment_result
-        from .marker import fill_metadata
-        from .wire import ResultEvent
+    if state is None:
+        return None
+    from .wire import MetricsEvent
 
-        mark = state.marker
-        result = as_experiment_result(value)
-        fill_metadata(result, state.marker_fields)
-        prefix = (mark.kwargs.get("prefix") if mark else None) or default_prefix(
-            item.nodeid, mark.kwargs.get("name") if mark else None)
-        state.events.append(ResultEvent("module", result, prefix, "returned",
-                                        state.marker_fields.get("params", {})))
+    mark = state.marker
+    prefix = (mark.kwargs.get("prefix") if mark else None) or default_prefix(
+        item.nodeid, mark.kwargs.get("name") if mark else None)
+    if metrics is not None:
+        from .experiment_tracking.base import validate_metrics
+
+        state.events.append(MetricsEvent("module", validate_metrics(
+            {f"{prefix}{k}": v for k, v in metrics.items()})))
+        return None
+    from .fixture import as_experiment_result
+    from .marker import fill_metadata
+    from .wire import ResultEvent
+
+    result = as_experiment_result(value)
+    fill_metadata(result, state.marker_fields)
+    state.events.append(ResultEvent("module", result, prefix, "returned",
+                                    state.marker_fields.get("params", {})))
     return None
 
 
