@@ -41,8 +41,7 @@ class Option:
 TRACK = Option(
     "insidellms_track", "--track", "insidellms_track", "INSIDELLMS_TRACK",
     "Track the session with these backends: local, mlflow, wandb, tensorboard, or one an "
-    "installed package registers (repeatable, comma-separated). Also spelled "
-    "--insidellms-track.",
+    "installed package registers (repeatable, comma-separated).",
     "BACKEND",
 )
 PROJECT = Option(
@@ -101,12 +100,17 @@ def backend_list(text: str) -> list[str]:
     return names
 
 
+def _alias_help(option: Option) -> str:
+    return (f"The same as {option.flag}; this spelling works also where another plugin or "
+            f"conftest defines {option.flag}.")
+
+
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup(GROUP, "experiment tracking (pytest-insidellms)")
     group.addoption("--insidellms-track", dest=TRACK.dest, action="extend", type=backend_list,
-                    metavar=TRACK.metavar, help=TRACK.help)
+                    metavar=TRACK.metavar, help=_alias_help(TRACK))
     group.addoption("--insidellms-no-track", dest=NO_TRACK.dest, action="store_true",
-                    default=None, help=NO_TRACK.help)
+                    default=None, help=_alias_help(NO_TRACK))
     for option in VALUE_OPTIONS:
         group.addoption(option.flag, dest=option.dest, metavar=option.metavar, help=option.help)
     for option in FLAG_OPTIONS:

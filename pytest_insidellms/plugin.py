@@ -112,9 +112,13 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
     settings = config.stash.get(SETTINGS, None)
-    if settings is None:
+    hooks = config.stash.get(TRACKING_HOOKS, None)
+    if settings is None or hooks is None:
         return None
-    return (f"insidellms: tracking to {', '.join(settings.backends)} "
+    backends = settings.backends if hooks.usable is None else hooks.usable
+    if not backends:
+        return "insidellms: tracking off: no backend could be used (see the warnings)"
+    return (f"insidellms: tracking to {', '.join(backends)} "
             f"(project {settings.tracking.project}, dir {settings.track_dir})")
 
 
@@ -258,6 +262,8 @@ class TrackingHooks:
         self.late: list[tuple[str, Event]] = []
         #: The events of the test running now, for shared_tracker.
         self.current: TestEvents | None = None
+        #: The backends that passed their checks (set by the session side).
+        self.usable: list[str] | None = None
 
     def events_of(self, item: pytest.Item) -> TestEvents:
         from .wire import TestEvents

@@ -37,6 +37,11 @@ class ProbeCategory(enum.Enum):
     KNOWLEDGE = "knowledge"
     CUSTOM = "custom"
 
+    @classmethod
+    def _missing_(cls, value: object) -> ProbeCategory:
+        raise ValueError(f"{value!r} is not a probe category; expected one of "
+                         f"{', '.join(c.value for c in cls)}")
+
 
 class ResultStatus(enum.Enum):
     SUCCESS = "success"
@@ -44,6 +49,11 @@ class ResultStatus(enum.Enum):
     TIMEOUT = "timeout"
     RATE_LIMITED = "rate_limited"
     SKIPPED = "skipped"
+
+    @classmethod
+    def _missing_(cls, value: object) -> ResultStatus:
+        raise ValueError(f"{value!r} is not a result status; expected one of "
+                         f"{', '.join(s.value for s in cls)}")
 
 
 @dataclass

@@ -39,6 +39,7 @@ def start(config: pytest.Config, settings: Settings, warning: type[Warning],
         problems.add("hooks", problem)
         problems.config_time_warning(f"insidellms tracking: {problem} (no tags from hooks)")
     backends = Backends(config, settings, problems)
+    hooks.usable = list(backends.names)
     tracked = TrackedSession(config, backends, problems)
     assembler = CaseAssembler(config, [tracked], problems, hooks)
     config.pluginmanager.register(assembler, "insidellms-session")
