@@ -139,8 +139,11 @@ class RecordingTracker(ExperimentTracker[RecordedRun]):
         return [call[1:] for call in self.calls if call[0] == operation]
 
     def run_location(self, run_id: str | None = None) -> str | None:
+        """``<backend_name>://<run id>``, for open and ended runs alike."""
         with self._lock:
-            return f"{self.backend_name}://{self._resolve(run_id).run_id}"
+            if run_id is None or run_id not in self.runs:
+                run_id = self._resolve(run_id).run_id
+            return f"{self.backend_name}://{run_id}"
 
     # -- extras -----------------------------------------------------------------------------
 
