@@ -139,11 +139,9 @@ class RecordingTracker(ExperimentTracker[RecordedRun]):
         return [call[1:] for call in self.calls if call[0] == operation]
 
     def run_location(self, run_id: str | None = None) -> str | None:
-        """``<backend_name>://<run id>``, for open and ended runs alike."""
+        """``<backend_name>://<run id>``, for any run id (as a server's URL would be)."""
         with self._lock:
-            if run_id is None or run_id not in self.runs:
-                run_id = self._resolve(run_id).run_id
-            return f"{self.backend_name}://{run_id}"
+            return f"{self.backend_name}://{run_id or self._resolve(None).run_id}"
 
     # -- extras -----------------------------------------------------------------------------
 

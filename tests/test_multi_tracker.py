@@ -13,6 +13,7 @@ from pytest_insidellms import (
     TrackingError,
     TrackingWarning,
 )
+from pytest_insidellms.experiment_tracking.base import CLOSE, FLUSH, LOG_HISTOGRAM, LOG_TABLE
 from pytest_insidellms.testing import RecordingTracker
 
 
@@ -228,3 +229,43 @@ def test_constructor_rejects_no_trackers_and_unknown_policies(tmp_path: Path) ->
         MultiTracker([])
     with pytest.raises(ValueError, match="on_error"):
         MultiTracker([LocalFileTracker(tmp_path)], on_error="explode")  # type: ignore[arg-type]
+
+
+# -- extras and redaction ---------------------------------------------------------------------
+
+
+def test_an_extra_goes_to_exactly_the_backends_declaring_it(tmp_path: Path) -> None:
+    tables = RecordingTracker(backend_name="tables", capabilities={LOG_TABLE})
+    histograms = RecordingTracker(backend_name="histograms", capabilities={LOG_HISTOGRAM, FLUSH})
+    local = LocalFileTracker(tmp_path)
+    multi = MultiTracker([tables, histograms, local])
+    assert multi.capabilities == {LOG_TABLE, LOG_HISTOGRAM, FLUSH, CLOSE}
+    multi.start_run("r")
+    multi.log_metrics({"a": 1}, step=3)
+    multi.log_table("answers", iter([{"q": "2+2", "a": 4}]))
+    multi.log_histogram("weights", [0.1, 0.2])
+    multi.flush()
+    multi.close()
+    multi.end_run()
+    assert [c[0] for c in tables.calls] == ["start_run", "log_metrics", "log_table", "end_run"]
+    assert tables.calls_of("log_table") == [("r#0", "answers", [{"q": "2+2", "a": 4}], None)]
+    assert [c[0] for c in histograms.calls] == [
+        "start_run", "log_metrics", "log_histogram", "flush", "end_run"]
+    assert histograms.calls_of("log_histogram") == [("r#0", "weights", [0.1, 0.2], 4)]
+    assert local.load_run("r")["final_state"]["status"] == "finished"
+
+
+def test_multi_declares_only_the_extras_some_backend_has(tmp_path: Path) -> None:
+    multi = MultiTracker([LocalFileTracker(tmp_path)])
+    assert multi.capabilities == {FLUSH, CLOSE}
+
+
+def test_params_are_redacted_with_every_backends_patterns(tmp_path: Path) -> None:
+    strict = RecordingTracker(TrackingConfig(redact_patterns=[r"acme-[0-9]{4}"]))
+    local = LocalFileTracker(tmp_path)
+    multi = MultiTracker([local, strict])
+    multi.start_run("r")
+    multi.log_params({"endpoint": "call acme-1234 please"})
+    multi.end_run()
+    assert local.load_run("r")["params"] == {"endpoint": "call ***REDACTED*** please"}
+    assert strict.runs["r#0"].params == {"endpoint": "call ***REDACTED*** please"}

@@ -28,6 +28,13 @@ from pytest_insidellms import (
     TrackingWarning,
 )
 from pytest_insidellms.experiment_tracking import Artifact, sanitize_key
+from pytest_insidellms.experiment_tracking.base import (
+    CLOSE,
+    FLUSH,
+    LOG_HISTOGRAM,
+    LOG_TABLE,
+    METRIC_STEPS,
+)
 from pytest_insidellms.testing import RecordingTracker
 
 
@@ -489,3 +496,22 @@ def test_log_experiment_result_lands_in_the_local_files(tmp_path: Path) -> None:
     loaded = tracker.load_run(run_id)
     assert loaded["metrics"][0]["metrics"]["eval_success_rate"] == 3 / 8
     assert loaded["params"]["eval_probe_category"] == "reasoning"
+
+
+# -- capabilities -----------------------------------------------------------------------------
+
+
+def test_capabilities_are_derived_from_the_methods_a_backend_defines() -> None:
+    from pytest_insidellms import MLflowTracker, TensorBoardTracker, WandBTracker
+    from pytest_insidellms.experiment_tracking.spool import SpoolingTracker
+
+    assert MLflowTracker.capabilities == {FLUSH, CLOSE, METRIC_STEPS}
+    assert WandBTracker.capabilities == {LOG_TABLE}
+    assert TensorBoardTracker.capabilities == {LOG_HISTOGRAM, FLUSH}
+    assert LocalFileTracker.capabilities == frozenset()
+    assert SpoolingTracker.capabilities == {FLUSH, CLOSE}
+
+    class Buffered(RecordingTracker):
+        capabilities = frozenset({FLUSH})  # declared: not derived
+
+    assert Buffered.capabilities == {FLUSH}
