@@ -139,6 +139,27 @@ def test_a_full_disk_fails_the_call_and_the_run_carries_on(
     assert loaded["final_state"]["journal_skipped_lines"] == [2]
 
 
+def test_a_real_full_device_raises_enospc_and_writes_nothing() -> None:
+    device = Path("/dev/full")  # Linux: every write fails with ENOSPC
+    if not device.exists():
+        pytest.skip("no /dev/full on this system; the simulated disk above covers the logic")
+    writer = JournalWriter(device)
+    with pytest.raises(OSError) as raised:
+        writer.append(metrics(0))
+    assert raised.value.errno == errno.ENOSPC
+
+
+def test_the_default_append_file_rolls_back_with_truncate(tmp_path: Path) -> None:
+    path = tmp_path / JOURNAL
+    handle = journal.open_append(path)
+    assert handle.write(b"kept\n") == 5
+    assert handle.write(b"torn") == 4
+    end = handle.seek(0, 2)
+    handle.truncate(end - 4)
+    handle.close()
+    assert path.read_bytes() == b"kept\n"
+
+
 # -- corrupted files --------------------------------------------------------------------------
 
 

@@ -33,6 +33,10 @@ from typing import IO, Any, Final, Protocol
 
 JOURNAL: Final = "journal.jsonl"
 _NON_FINITE: Final = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+#: Built once: json.dumps with options builds an encoder per call, a third of an append.
+_ENCODER: Final = json.JSONEncoder(default=str, allow_nan=False)
+_APPEND_FLAGS: Final = (os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
+                        | getattr(os, "O_CLOEXEC", 0))
 
 
 # -- entries -----------------------------------------------------------------------------------
@@ -85,12 +89,14 @@ JournalEntry = MetricsEntry | ParamsEntry | ArtifactEntry
 def encode_entry(entry: JournalEntry) -> bytes:
     """One journal line, newline included."""
     if isinstance(entry, MetricsEntry):
-        data: dict[str, Any] = {"kind": "metrics", **entry.record()}
+        data: dict[str, Any] = {
+            "kind": "metrics", "step": entry.step, "timestamp": entry.when,
+            "metrics": {k: encode_float(v) for k, v in entry.metrics.items()}}
     elif isinstance(entry, ParamsEntry):
         data = {"kind": "params", "params": entry.params}
     else:
         data = {"kind": "artifact", **entry.record()}
-    return (json.dumps(data, default=str, allow_nan=False) + "\n").encode("utf-8")
+    return (_ENCODER.encode(data) + "\n").encode("utf-8")
 
 
 def decode_entry(line: bytes) -> JournalEntry | None:
@@ -115,6 +121,8 @@ def decode_entry(line: bytes) -> JournalEntry | None:
 
 
 def encode_float(value: float) -> float | str:
+    if -math.inf < value < math.inf:
+        return value
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
@@ -142,8 +150,31 @@ class AppendFile(Protocol):
     def close(self) -> None: ...
 
 
+class _AppendFd:
+    """An unbuffered append-only file on a bare descriptor (half the cost of a FileIO)."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, _APPEND_FLAGS, 0o666)
+
+    def write(self, data: bytes, /) -> int:
+        return os.write(self.fd, data)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET, /) -> int:
+        return os.lseek(self.fd, offset, whence)
+
+    def truncate(self, size: int | None = None, /) -> int:
+        size = os.lseek(self.fd, 0, os.SEEK_CUR) if size is None else size
+        os.ftruncate(self.fd, size)
+        return size
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
 def open_append(path: Path) -> AppendFile:
-    return open(path, "ab", buffering=0)
+    return _AppendFd(path)
 
 
 class JournalWriter:
@@ -297,7 +328,7 @@ def materialize(run_dir: Path, final_state: dict[str, Any] | None) -> RunSummary
         def write_point(entry: MetricsEntry) -> None:
             nonlocal separator
             handle.write(separator)
-            handle.write(json.dumps(entry.record(), allow_nan=False))
+            handle.write(_ENCODER.encode(entry.record()))
             separator = ",\n  "
 
         summary = summarize(run_dir, write_point)
