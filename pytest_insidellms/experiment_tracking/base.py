@@ -4,9 +4,10 @@
 
 * the *public edge* (``start_run``, ``log_metrics``, ...) validates and coerces input once,
   resolves the run, and locks;
-* the *core* (``_core_start``, ``_core_metrics``, ...) takes validated data for one run object,
-  applies the step rule and the ``log_artifacts`` switch, keeps the registry of open runs and
-  calls the backend hooks ``_open_run`` / ``_record_*`` / ``_close_run``.
+* the *core* (:class:`TrackerCore`: ``_core_start``, ``_core_metrics``, ...) takes validated
+  data for one run object, applies the step rule and the ``log_artifacts`` switch, keeps the
+  registry of open runs and calls the backend hooks ``_open_run`` / ``_record_*`` /
+  ``_close_run``.
 
 A tracker that wraps trackers (MultiTracker, SpoolingTracker) implements its hooks by calling
 the wrapped trackers' core with their own run objects, never their public edge: a value is
@@ -114,8 +115,111 @@ class Artifact:
 RunT = TypeVar("RunT", bound=Run)
 
 
-class ExperimentTracker(ABC, Generic[RunT]):
-    """Base class of every tracker. See the module docstring for the two layers."""
+class TrackerCore(ABC, Generic[RunT]):
+    """The core of a tracker: validated data for one run object, the registry of open runs,
+    the step rule and the backend hooks. Wrapping trackers call it on the trackers they wrap."""
+
+    def __init__(self, config: TrackingConfig | None = None) -> None:
+        # A private copy: the caller's config is never mutated, and later changes to it
+        # do not leak into runs already configured.
+        self.config: TrackingConfig = redact_config(copy.deepcopy(config or TrackingConfig()))
+        self._lock = threading.RLock()
+        self._runs: dict[str, RunT] = {}
+
+    def _core_start(self, name: str, run_id: str | None, parent: RunT | None) -> RunT:
+        with self._lock:
+            if run_id is not None and run_id in self._runs:
+                raise RuntimeError(f"run {run_id!r} is already open in {type(self).__name__}")
+            run = self._open_run(name, run_id, parent)
+            self._runs[run.run_id] = run
+            return run
+
+    def _core_metrics(
+        self, run: RunT, metrics: dict[str, float], step: int | None, timestamp: float
+    ) -> None:
+        with self._lock:
+            self._record_metrics(run, metrics, self._take_step(run, step), timestamp)
+
+    def _take_step(self, run: Run, step: int | None) -> int:
+        """The step rule, the one place it lives: ``None`` continues after the highest step
+        seen in this run; an explicit step is kept and may go back without rewinding."""
+        resolved = run.last_step + 1 if step is None else step
+        run.last_step = max(run.last_step, resolved)
+        return resolved
+
+    def _core_params(self, run: RunT, params: dict[str, Any]) -> None:
+        with self._lock:
+            self._record_params(run, params)
+
+    def _core_artifact(self, run: RunT, artifact: Artifact) -> None:
+        with self._lock:
+            if self.config.log_artifacts:
+                self._record_artifact(run, artifact)
+
+    def _core_end(self, run: RunT, status: str, ended_at: datetime | None = None) -> None:
+        """End ``run`` after its open children; every one is closed even
+        when another fails, and the first failure is raised. Ending an ended run is a no-op."""
+        with self._lock:
+            if self._runs.get(run.run_id) is not run:
+                return
+            failures: list[Exception] = []
+            for child in [r for r in self._runs.values() if r.parent is run]:
+                try:
+                    self._core_end(child, status, ended_at)
+                except Exception as exc:  # noqa: BLE001 - raised below, after the parent
+                    failures.append(exc)
+            del self._runs[run.run_id]
+            self._close_run(run, status, ended_at or utc_now())
+            if failures:
+                raise failures[0]
+
+    # -- backend hooks --------------------------------------------------------------------------
+
+    @abstractmethod
+    def _open_run(self, name: str, run_id: str | None, parent: RunT | None) -> RunT:
+        """Create (or resume, when ``run_id`` names an existing run) a run and return it."""
+
+    @abstractmethod
+    def _record_metrics(
+        self, run: RunT, metrics: dict[str, float], step: int, timestamp: float
+    ) -> None:
+        """Record finite or non-finite floats under already-sanitised keys."""
+
+    @abstractmethod
+    def _record_params(self, run: RunT, params: dict[str, Any]) -> None:
+        """Record plain-JSON param values under already-sanitised keys."""
+
+    @abstractmethod
+    def _record_artifact(self, run: RunT, artifact: Artifact) -> None:
+        """Copy or upload ``artifact.source`` under ``artifact.name``."""
+
+    @abstractmethod
+    def _close_run(self, run: RunT, status: str, ended_at: datetime) -> None:
+        """Flush and finish a run with one of RUN_STATUSES."""
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _active_or_none(self) -> RunT | None:
+        return next(reversed(self._runs.values()), None)
+
+    def _open(self, run_id: str) -> RunT:
+        try:
+            return self._runs[run_id]
+        except KeyError:
+            raise RuntimeError(f"no open run with id {run_id!r} in {type(self).__name__}") from None
+
+    def _resolve(self, run_id: str | None) -> RunT:
+        if run_id is not None:
+            return self._open(run_id)
+        run = self._active_or_none()
+        if run is None:
+            raise RuntimeError(f"{type(self).__name__} has no active run; call start_run() first")
+        return run
+
+
+class ExperimentTracker(TrackerCore[RunT]):
+    """Base class of every tracker: the public edge over :class:`TrackerCore`. See the module
+    docstring for the two layers."""
 
     #: The name ``create_tracker`` knows this backend by.
     backend_name: str = "custom"
@@ -131,11 +235,7 @@ class ExperimentTracker(ABC, Generic[RunT]):
                 if getattr(cls, name, None) not in (None, getattr(ExperimentTracker, name, None)))
 
     def __init__(self, config: TrackingConfig | None = None) -> None:
-        # A private copy: the caller's config is never mutated, and later changes to it
-        # do not leak into runs already configured.
-        self.config: TrackingConfig = redact_config(copy.deepcopy(config or TrackingConfig()))
-        self._lock = threading.RLock()
-        self._runs: dict[str, RunT] = {}
+        super().__init__(config)
         self._context_runs: list[str] = []
 
     # -- the public edge: runs ----------------------------------------------------------------
@@ -281,98 +381,6 @@ class ExperimentTracker(ABC, Generic[RunT]):
                 TrackingWarning,
                 stacklevel=2,
             )
-
-    # -- the core: validated data for one run object ------------------------------------------
-
-    def _core_start(self, name: str, run_id: str | None, parent: RunT | None) -> RunT:
-        with self._lock:
-            if run_id is not None and run_id in self._runs:
-                raise RuntimeError(f"run {run_id!r} is already open in {type(self).__name__}")
-            run = self._open_run(name, run_id, parent)
-            self._runs[run.run_id] = run
-            return run
-
-    def _core_metrics(
-        self, run: RunT, metrics: dict[str, float], step: int | None, timestamp: float
-    ) -> None:
-        with self._lock:
-            self._record_metrics(run, metrics, self._take_step(run, step), timestamp)
-
-    def _take_step(self, run: Run, step: int | None) -> int:
-        """The step rule, the one place it lives: ``None`` continues after the highest step
-        seen in this run; an explicit step is kept and may go back without rewinding."""
-        resolved = run.last_step + 1 if step is None else step
-        run.last_step = max(run.last_step, resolved)
-        return resolved
-
-    def _core_params(self, run: RunT, params: dict[str, Any]) -> None:
-        with self._lock:
-            self._record_params(run, params)
-
-    def _core_artifact(self, run: RunT, artifact: Artifact) -> None:
-        with self._lock:
-            if self.config.log_artifacts:
-                self._record_artifact(run, artifact)
-
-    def _core_end(self, run: RunT, status: str, ended_at: datetime | None = None) -> None:
-        """End ``run`` after its open children; every one is closed even
-        when another fails, and the first failure is raised. Ending an ended run is a no-op."""
-        with self._lock:
-            if self._runs.get(run.run_id) is not run:
-                return
-            failures: list[Exception] = []
-            for child in [r for r in self._runs.values() if r.parent is run]:
-                try:
-                    self._core_end(child, status, ended_at)
-                except Exception as exc:  # noqa: BLE001 - raised below, after the parent
-                    failures.append(exc)
-            del self._runs[run.run_id]
-            self._close_run(run, status, ended_at or utc_now())
-            if failures:
-                raise failures[0]
-
-    # -- backend hooks --------------------------------------------------------------------------
-
-    @abstractmethod
-    def _open_run(self, name: str, run_id: str | None, parent: RunT | None) -> RunT:
-        """Create (or resume, when ``run_id`` names an existing run) a run and return it."""
-
-    @abstractmethod
-    def _record_metrics(
-        self, run: RunT, metrics: dict[str, float], step: int, timestamp: float
-    ) -> None:
-        """Record finite or non-finite floats under already-sanitised keys."""
-
-    @abstractmethod
-    def _record_params(self, run: RunT, params: dict[str, Any]) -> None:
-        """Record plain-JSON param values under already-sanitised keys."""
-
-    @abstractmethod
-    def _record_artifact(self, run: RunT, artifact: Artifact) -> None:
-        """Copy or upload ``artifact.source`` under ``artifact.name``."""
-
-    @abstractmethod
-    def _close_run(self, run: RunT, status: str, ended_at: datetime) -> None:
-        """Flush and finish a run with one of RUN_STATUSES."""
-
-    # -- helpers ------------------------------------------------------------------------------
-
-    def _active_or_none(self) -> RunT | None:
-        return next(reversed(self._runs.values()), None)
-
-    def _open(self, run_id: str) -> RunT:
-        try:
-            return self._runs[run_id]
-        except KeyError:
-            raise RuntimeError(f"no open run with id {run_id!r} in {type(self).__name__}") from None
-
-    def _resolve(self, run_id: str | None) -> RunT:
-        if run_id is not None:
-            return self._open(run_id)
-        run = self._active_or_none()
-        if run is None:
-            raise RuntimeError(f"{type(self).__name__} has no active run; call start_run() first")
-        return run
 
 
 # -- the extras, as types ---------------------------------------------------------------------
