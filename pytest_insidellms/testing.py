@@ -41,7 +41,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from .experiment_tracking.base import EXTRAS, Artifact, ExperimentTracker, Run, check_step
+from .experiment_tracking.base import EXTRAS, Artifact, ExperimentTracker, Run
 from .experiment_tracking.config import TrackingConfig
 
 __all__ = ["OPERATIONS", "MetricPoint", "RecordedArtifact", "RecordedRun", "RecordingTracker"]
@@ -163,10 +163,8 @@ class RecordingTracker(ExperimentTracker[RecordedRun]):
     def log_histogram(
         self, tag: str, values: Any, step: int | None = None, *, run_id: str | None = None
     ) -> None:
-        check_step(step)
         with self._lock:
-            run = self._resolve(run_id)
-            resolved = self._take_step(run, step)
+            run, resolved = self._stepped(run_id, step)
             self._call("log_histogram", run.run_id, tag, values, resolved)
             run.histograms.append((tag, values, resolved))
 

@@ -140,6 +140,13 @@ class TrackerCore(ABC, Generic[RunT]):
         with self._lock:
             self._record_metrics(run, metrics, self._take_step(run, step), timestamp)
 
+    def _stepped(self, run_id: str | None, step: int | None) -> tuple[RunT, int]:
+        """The edge of a stepped extra (``log_histogram``): the run, and the step it takes.
+        Called with the lock held."""
+        check_step(step)
+        run = self._resolve(run_id)
+        return run, self._take_step(run, step)
+
     def _take_step(self, run: Run, step: int | None) -> int:
         """The step rule, the one place it lives: ``None`` continues after the highest step
         seen in this run; an explicit step is kept and may go back without rewinding."""

@@ -24,7 +24,6 @@ from .base import (
     Run,
     TrackingError,
     TrackingWarning,
-    check_step,
     histogram_logger,
     table_logger,
 )
@@ -123,10 +122,8 @@ class MultiTracker(ExperimentTracker[MultiRun]):
     def log_histogram(
         self, tag: str, values: Any, step: int | None = None, *, run_id: str | None = None
     ) -> None:
-        check_step(step)
         with self._lock:
-            run = self._resolve(run_id)
-            resolved = self._take_step(run, step)
+            run, resolved = self._stepped(run_id, step)
 
             def send(tracker: ExperimentTracker[Any], i: int) -> None:
                 logger = histogram_logger(tracker)
