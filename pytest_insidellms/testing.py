@@ -12,9 +12,9 @@ reaches the backend is kept in plain attributes:
 
 Failures can be injected: every operation named in ``fail_on`` (``"start_run"``,
 ``"log_metrics"``, ``"log_params"``, ``"log_artifact"``, ``"end_run"``, ``"flush"``,
-``"close"``, ``"log_table"``, ``"log_histogram"``, ``"metric_steps"``) is recorded, then raises
-``error``. ``fail_on`` is a set you may change while a test runs. The extras it claims are
-``capabilities`` (all of them by default).
+``"close"``, ``"log_table"``, ``"log_histogram"``, ``"metric_steps"``, ``"find_run"``) is
+recorded, then raises ``error``. ``fail_on`` is a set you may change while a test runs. The
+extras it claims are ``capabilities`` (all of them by default).
 
 Example::
 
@@ -178,6 +178,16 @@ class RecordingTracker(ExperimentTracker[RecordedRun]):
                 for key in point.values:
                     steps.setdefault(key, set()).add(point.step)
             return steps
+
+    def find_run(self, name: str, parent_run_id: str | None, started_after: datetime) -> str | None:
+        """The newest open recorded run with this name and parent, started no earlier than
+        ``started_after`` (a run whose creation the caller never heard back about)."""
+        with self._lock:
+            self._call("find_run", None, name, parent_run_id)
+            found = [run for run in self.runs.values()
+                     if run.name == name and run.parent_id == parent_run_id
+                     and run.status is None and run.started_at >= started_after]
+            return max(found, key=lambda run: run.started_at).run_id if found else None
 
     # -- backend interface ------------------------------------------------------------------
 

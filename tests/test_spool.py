@@ -306,3 +306,48 @@ def test_the_delivery_thread_runs_only_while_there_is_work(tmp_path: Path) -> No
     while any(delivery_threads()) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert list(delivery_threads()) == []
+
+
+class LostResponse(RecordingTracker):
+    """Creates the run named ``lost``, then fails as if the answer never came back."""
+
+    def __init__(self, lost: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.lost = lost
+
+    def _open_run(self, name: str, run_id: str | None, parent: RecordedRun | None) -> RecordedRun:
+        run = super()._open_run(name, run_id, parent)
+        if name == self.lost:
+            self.lost = ""  # once
+            raise ConnectionError("connection closed before the response")
+        return run
+
+
+@pytest.mark.parametrize("lost", ["session", "module"])
+def test_a_run_created_without_an_answer_is_found_by_sync_not_created_twice(
+    tmp_path: Path, lost: str
+) -> None:
+    remote = LostResponse(lost, backend_name="remote")
+    spool = SpoolingTracker(remote, tmp_path / "spool")
+    with pytest.warns(TrackingWarning, match="connection closed"):
+        session = spool.start_run("session")
+        module = spool.start_run("module", nested=True)
+        spool.log_metrics({"m": 1}, run_id=module)
+        spool.end_run(run_id=session)
+        spool.flush()
+    lost_dir = spool.spool.project_dir / session
+    if lost == "module":
+        lost_dir = lost_dir / "children" / module
+    assert read_sync_state(lost_dir)["remote"] == {"start_in_doubt": True}
+    (in_doubt,) = [run_id for run_id, run in remote.runs.items() if run.name == lost]
+    remote.end_all_runs("killed")  # the remote's own process ended; its runs stay recorded
+
+    sync_runs(spool.spool.project_dir, lambda config: remote)
+    by_name = {run.name: run for run in remote.runs.values()}
+    assert len(remote.runs) == len(by_name) == 2  # found, not created a second time
+    assert by_name[lost].run_id == in_doubt
+    assert by_name["module"].parent is by_name["session"]
+    assert by_name["module"].history("m") == [(0, 1.0)]
+    assert {run.status for run in remote.runs.values()} == {"finished"}
+    assert remote.calls_of("find_run") == [(None, lost, None if lost == "session"
+                                            else by_name["session"].run_id)]

@@ -13,7 +13,8 @@ A tracker that wraps trackers (MultiTracker, SpoolingTracker) implements its hoo
 the wrapped trackers' core with their own run objects, never their public edge: a value is
 validated once however many layers it crosses.
 
-Optional extras (``log_table``, ``log_histogram``, ``flush``, ``close``, ``metric_steps``) are
+Optional extras (``log_table``, ``log_histogram``, ``flush``, ``close``, ``metric_steps``,
+``find_run``) are
 *capabilities*: :attr:`ExperimentTracker.capabilities` names those a tracker really provides,
 derived from the methods a subclass defines unless the class sets it.
 
@@ -54,7 +55,8 @@ LOG_HISTOGRAM: Final = "log_histogram"
 FLUSH: Final = "flush"
 CLOSE: Final = "close"
 METRIC_STEPS: Final = "metric_steps"
-EXTRAS: Final = frozenset({LOG_TABLE, LOG_HISTOGRAM, FLUSH, CLOSE, METRIC_STEPS})
+FIND_RUN: Final = "find_run"
+EXTRAS: Final = frozenset({LOG_TABLE, LOG_HISTOGRAM, FLUSH, CLOSE, METRIC_STEPS, FIND_RUN})
 
 
 class TrackingWarning(UserWarning):
@@ -409,6 +411,12 @@ class StepLister(Protocol):
     def metric_steps(self, run_id: str) -> dict[str, set[int]]: ...
 
 
+class RunFinder(Protocol):
+    def find_run(self, name: str, parent_run_id: str | None, started_after: datetime) -> str | None:
+        """The id of a run still open (never ended) with this name and parent, started no
+        earlier than ``started_after``: one whose creation was in doubt. None if none."""
+
+
 def table_logger(tracker: ExperimentTracker[Any]) -> TableLogger | None:
     """``tracker`` as a TableLogger when it declares LOG_TABLE, else None."""
     return cast(TableLogger, tracker) if LOG_TABLE in tracker.capabilities else None
@@ -420,6 +428,10 @@ def histogram_logger(tracker: ExperimentTracker[Any]) -> HistogramLogger | None:
 
 def step_lister(tracker: ExperimentTracker[Any]) -> StepLister | None:
     return cast(StepLister, tracker) if METRIC_STEPS in tracker.capabilities else None
+
+
+def run_finder(tracker: ExperimentTracker[Any]) -> RunFinder | None:
+    return cast(RunFinder, tracker) if FIND_RUN in tracker.capabilities else None
 
 
 # -- validation shared by every backend -------------------------------------------------------

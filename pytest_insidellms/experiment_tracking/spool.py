@@ -9,9 +9,11 @@ any other, with everything spooled.
 
 Each spooled run keeps, in ``sync.json``, the remote run's id and how many of its journal
 entries are known to have been delivered: everything before the remote's last successful
-flush. The first remote failure stops delivery; what follows stays in the spool only,
-:meth:`SpoolingTracker.outage` says what happened, and ``python -m pytest_insidellms sync``
-replays the rest. A top-level run whose end reached the remote is deleted from the spool.
+flush; or, when delivery stopped while the remote was creating the run, ``start_in_doubt``
+(the remote may have the run without our knowing its id). The first remote failure stops
+delivery; what follows stays in the spool only, :meth:`SpoolingTracker.outage` says what
+happened, and ``python -m pytest_insidellms sync`` replays the rest. A top-level run whose end
+reached the remote is deleted from the spool.
 
 The delivery thread runs only while something is queued or open on the remote. Warnings the
 remote raises there follow the process's warning filters; one turned into an error there is a
@@ -82,6 +84,7 @@ class SpoolRun(Run):
     started: bool = False  #: the start was handled (delivered, or given up)
     sent: int = 0  #: journal entries handed to the remote
     delivered: int = 0  #: journal entries before the remote's last successful flush
+    in_doubt: bool = False  #: its start was under way when delivery stopped
 
 
 class SpoolingTracker(ExperimentTracker[SpoolRun]):
@@ -256,6 +259,7 @@ class _Delivery:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._live: list[SpoolRun] = []  # open on the remote
+        self._current: _Item | None = None  # being delivered
         self._unflushed = False
         self._last_flush = time.monotonic()
 
@@ -298,7 +302,7 @@ class _Delivery:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                item = self._next()
+                item = self._current = self._next()
                 if item is None:
                     self._thread = None
                     return
@@ -310,6 +314,8 @@ class _Delivery:
                     self._drop(item)
                 last = item[0] == "close"
             finally:
+                with self._cond:
+                    self._current = None
                 if isinstance(item[2], threading.Event):
                     item[2].set()
             if last:
@@ -372,7 +378,8 @@ class _Delivery:
             # Recorded even if delivery stopped meanwhile: the remote has this run now.
             run.remote, run.started = remote_run, True
             self._live.append(run)
-            self._write_state(run, run_id=remote_run.run_id, delivered=0)
+            settled = {"start_in_doubt": False} if run.in_doubt else {}
+            self._write_state(run, run_id=remote_run.run_id, delivered=0, **settled)
             self._cond.notify_all()
 
     def _send(self, run: SpoolRun, entry: JournalEntry) -> None:
@@ -422,6 +429,12 @@ class _Delivery:
         if self.failure is not None:
             return
         self.failure = failure
+        if self._current is not None and self._current[0] == "start":
+            # The remote may have created the run without our hearing back: sync looks
+            # for it before creating another.
+            in_doubt: SpoolRun = self._current[1]
+            in_doubt.in_doubt = True
+            self._write_state(in_doubt, start_in_doubt=True)
         for run in self._live:
             assert run.remote is not None
             self._write_state(run, run_id=run.remote.run_id, delivered=run.delivered)

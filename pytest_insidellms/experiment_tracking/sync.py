@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .base import ExperimentTracker, step_lister
+from .base import ExperimentTracker, RunFinder, run_finder, step_lister
 from .config import TrackingConfig
 from .journal import JOURNAL, ArtifactEntry, JournalReader, MetricsEntry, ParamsEntry, dispatch
 from .spool import read_sync_state, sync_key, write_sync_state
@@ -86,7 +87,12 @@ def _sync(target: ExperimentTracker[Any], key: str, run_dir: Path, parent: str |
         return str(read_sync_state(run_dir)[key]["run_id"])
     state = read_sync_state(run_dir).get(key, {})
     known = state.get("run_id")
-    name = _read_json(run_dir / "metadata.json")["run_name"]
+    metadata = _read_json(run_dir / "metadata.json")
+    name = metadata["run_name"]
+    if known is None and state.get("start_in_doubt"):
+        finder = _finder(target)
+        if finder is not None:
+            known = finder.find_run(name, parent, datetime.fromisoformat(metadata["started_at"]))
     run_id = target.start_run(name, run_id=known, parent_run_id=parent)
     (report.resumed if known else report.created).append(run_id)
     write_sync_state(run_dir, key, run_id=run_id)  # a sync cut short resumes this same run
@@ -138,6 +144,40 @@ class _TargetSink:
             self.target.log_artifact(path, entry.name, entry.type, run_id=self.run_id)
         else:
             self.report.missing_artifacts.append(str(path))
+
+
+def _finder(target: ExperimentTracker[Any]) -> RunFinder | None:
+    """Who can tell whether a run whose creation was in doubt exists in ``target``."""
+    finder = run_finder(target)
+    if finder is None:
+        from .mlflow import MLflowTracker  # the module imports no SDK
+
+        if isinstance(target, MLflowTracker):
+            return _MlflowRunFinder(target)
+    return finder
+
+
+class _MlflowRunFinder:
+    """``find_run`` for MLflowTracker through its public client (until it declares FIND_RUN
+    itself): a run still RUNNING, with this name and parent, started after ``started_after``."""
+
+    def __init__(self, tracker: Any) -> None:
+        self.tracker = tracker
+
+    def find_run(self, name: str, parent_run_id: str | None, started_after: datetime) -> str | None:
+        if parent_run_id is not None:
+            query = f"tags.mlflow.parentRunId = '{parent_run_id}'"
+        else:
+            quote = next((q for q in ("'", '"') if q not in name), None)
+            query = "" if quote is None else f"attributes.run_name = {quote}{name}{quote}"
+        since = int(started_after.timestamp() * 1000)
+        found = [run for run in self.tracker.client.search_runs(
+                     [self.tracker.experiment_id], filter_string=query)
+                 if run.info.run_name == name and run.info.status == "RUNNING"
+                 and run.info.start_time >= since
+                 and run.data.tags.get("mlflow.parentRunId") == parent_run_id]
+        newest = max(found, key=lambda run: run.info.start_time, default=None)
+        return None if newest is None else str(newest.info.run_id)
 
 
 def _complete(run_dir: Path, key: str) -> bool:
