@@ -9,66 +9,58 @@ from typing import Any
 import pytest
 from local_runs import only_session
 
-#: A complete backend in a few lines: it appends every call it gets to a JSON-lines file.
+#: The library's recording backend, provided through the hook; when the session ends, every
+#: call it got is written to a JSON-lines file for the test to read.
 CALL_LOG_TRACKER = """
 import json
-from pathlib import Path
 
-from pytest_insidellms import ExperimentTracker
-from pytest_insidellms.experiment_tracking import Run
+import pytest
 
+from pytest_insidellms.testing import RecordingTracker
 
-class CallLog(ExperimentTracker[Run]):
-    backend_name = "calllog"
+RECORDERS = []
 
-    def __init__(self, path, config, settings):
-        super().__init__(config)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.settings = dict(settings)
-        self.opened = 0
-
-    def _write(self, kind, run, **fields):
-        entry = {"kind": kind, "run": run.run_id, **fields}
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(entry, default=str) + "\\n")
-
-    def _open_run(self, name, run_id, parent):
-        self.opened += 1
-        run = Run(run_id=run_id or f"call-{self.opened}", name=name, parent=parent)
-        self._write("start", run, name=name, parent=run.parent_id, project=self.config.project,
-                    tags=list(self.config.tags), settings=self.settings)
-        return run
-
-    def _record_metrics(self, run, metrics, step, timestamp):
-        self._write("metrics", run, metrics=metrics, step=step)
-
-    def _record_params(self, run, params):
-        self._write("params", run, params=params)
-
-    def _record_artifact(self, run, artifact):
-        self._write("artifact", run, name=artifact.name)
-
-    def _close_run(self, run, status, ended_at):
-        self._write("end", run, status=status)
-
-    def run_location(self, run_id=None):
-        return "calllog://" + self._resolve(run_id).run_id
-"""
-
-MAKE_TRACKER_HOOK = """
 
 def pytest_insidellms_make_tracker(name, tracking, track_dir, backend_settings, config):
-    if name in NAMES:
-        return CallLog(track_dir / "calls.jsonl", tracking, backend_settings)
-    return None
+    if name not in NAMES:
+        return None
+    # No capabilities: the log holds what reached the backend, not the plugin's flushes.
+    tracker = RecordingTracker(tracking, backend_name="calllog", id_format="call-{number}",
+                               capabilities=())
+    RECORDERS.append((tracker, track_dir, dict(backend_settings)))
+    return tracker
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session):
+    for tracker, track_dir, settings in RECORDERS:
+        track_dir.mkdir(parents=True, exist_ok=True)
+        with open(track_dir / "calls.jsonl", "a", encoding="utf-8") as handle:
+            for entry in call_log(tracker, settings):
+                handle.write(json.dumps(entry, default=str) + "\\n")
+
+
+def call_log(tracker, settings):
+    for operation, run_id, *details in tracker.calls:
+        if operation == "start_run":
+            name, parent = details
+            run = tracker.runs[run_id]
+            yield {"kind": "start", "run": run_id, "name": name, "parent": parent,
+                   "project": run.project, "tags": run.tags, "settings": settings}
+        elif operation == "log_metrics":
+            yield {"kind": "metrics", "run": run_id, "metrics": details[0], "step": details[1]}
+        elif operation == "log_params":
+            yield {"kind": "params", "run": run_id, "params": details[0]}
+        elif operation == "log_artifact":
+            yield {"kind": "artifact", "run": run_id, "name": details[0].name}
+        elif operation == "end_run":
+            yield {"kind": "end", "run": run_id, "status": details[0]}
 """
 
 
 def make_tracker(*names: str) -> str:
-    """A conftest whose make_tracker hook answers ``names`` with a CallLog tracker."""
-    return CALL_LOG_TRACKER + f"\nNAMES = {list(names)!r}\n" + MAKE_TRACKER_HOOK
-
+    """A conftest whose make_tracker hook answers ``names`` with a recording tracker."""
+    return CALL_LOG_TRACKER + f"\nNAMES = {list(names)!r}\n"
 
 RESULT_FACTORY = """
 from pytest_insidellms import ExperimentResult, ModelInfo, ProbeCategory, ProbeResult, ProbeScore

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,40 +13,14 @@ from pytest_insidellms import (
     TrackingError,
     TrackingWarning,
 )
-from pytest_insidellms.experiment_tracking import Artifact, ExperimentTracker, Run
+from pytest_insidellms.experiment_tracking.base import CLOSE, FLUSH, LOG_HISTOGRAM, LOG_TABLE
+from pytest_insidellms.testing import RecordingTracker
 
 
-class FlakyTracker(ExperimentTracker[Run]):
-    """A backend that fails the operations named in ``fail`` and records all the others."""
-
-    backend_name = "flaky"
-
-    def __init__(self, fail: set[str]) -> None:
-        super().__init__()
-        self.fail = fail
-        self.calls: list[tuple[str, Any]] = []
-        self._ids = itertools.count()
-
-    def _maybe_fail(self, operation: str, detail: Any) -> None:
-        self.calls.append((operation, detail))
-        if operation in self.fail:
-            raise OSError(f"flaky {operation}")
-
-    def _open_run(self, name: str, run_id: str | None, parent: Run | None) -> Run:
-        self._maybe_fail("open", name)
-        return Run(run_id=run_id or f"flaky-{next(self._ids)}", name=name, parent=parent)
-
-    def _record_metrics(self, run: Run, metrics: dict[str, float], step: int, ts: float) -> None:
-        self._maybe_fail("metrics", (metrics, step))
-
-    def _record_params(self, run: Run, params: dict[str, Any]) -> None:
-        self._maybe_fail("params", params)
-
-    def _record_artifact(self, run: Run, artifact: Artifact) -> None:
-        self._maybe_fail("artifact", artifact.name)
-
-    def _close_run(self, run: Run, status: str, ended_at: datetime) -> None:
-        self._maybe_fail("close", status)
+def flaky(fail: set[str]) -> RecordingTracker:
+    """A backend that fails the operations named in ``fail`` and records every call."""
+    return RecordingTracker(backend_name="flaky", fail_on=fail, id_format="flaky-{index}",
+                            error=lambda operation: OSError(f"flaky {operation}"))
 
 
 @pytest.fixture
@@ -107,8 +78,8 @@ def test_child_run_ids_and_locations_name_each_backend(tmp_path: Path) -> None:
 
 def test_steps_are_resolved_once_and_shared_by_every_backend(tmp_path: Path) -> None:
     one, two = two_locals(tmp_path)
-    flaky = FlakyTracker(fail=set())
-    multi = MultiTracker([one, two, flaky])
+    recorder = flaky(set())
+    multi = MultiTracker([one, two, recorder])
     multi.start_run("steps")
     multi.log_metrics({"a": 1})
     multi.log_metrics({"a": 2}, step=7)
@@ -117,7 +88,7 @@ def test_steps_are_resolved_once_and_shared_by_every_backend(tmp_path: Path) -> 
     expected = [0, 7, 8]
     assert [m["step"] for m in one.load_run("steps")["metrics"]] == expected
     assert [m["step"] for m in two.load_run("steps")["metrics"]] == expected
-    assert [detail[1] for op, detail in flaky.calls if op == "metrics"] == expected
+    assert [step for _, _, step in recorder.calls_of("log_metrics")] == expected
 
 
 def test_nested_runs_nest_inside_each_backend(tmp_path: Path) -> None:
@@ -140,8 +111,8 @@ def test_failing_backend_warns_once_and_the_others_get_every_call(
     tmp_path: Path, artifact: Path
 ) -> None:
     local = LocalFileTracker(tmp_path / "ok")
-    flaky = FlakyTracker(fail={"metrics", "params", "artifact", "close"})
-    multi = MultiTracker([flaky, local])  # the failing one first: it must not block the rest
+    recorder = flaky({"log_metrics", "log_params", "log_artifact", "end_run"})
+    multi = MultiTracker([recorder, local])  # the failing one first: it must not block the rest
     with pytest.warns(TrackingWarning, match="'flaky' failed in log_metrics") as warned:
         run_id = multi.start_run("r")
         multi.log_metrics({"a": 1})
@@ -152,36 +123,38 @@ def test_failing_backend_warns_once_and_the_others_get_every_call(
     assert len(warned) == 1
     assert [op for op, _ in multi.errors] == ["flaky"] * 5
     assert [str(exc) for _, exc in multi.errors] == [
-        "flaky metrics", "flaky metrics", "flaky params", "flaky artifact", "flaky close"]
+        "flaky log_metrics", "flaky log_metrics", "flaky log_params", "flaky log_artifact",
+        "flaky end_run"]
     loaded = local.load_run("r")
     assert [m["metrics"]["a"] for m in loaded["metrics"]] == [1.0, 2.0]
     assert loaded["params"] == {"p": 1}
     assert len(loaded["artifacts"]) == 1
     assert loaded["final_state"]["status"] == "finished"
-    assert ("close", "finished") in flaky.calls  # end_run reached the failing backend too
+    # end_run reached the failing backend too
+    assert [status for _, status in recorder.calls_of("end_run")] == ["finished"]
     assert run_id.startswith("flaky-")
 
 
 def test_ignore_policy_collects_errors_silently(tmp_path: Path) -> None:
     local = LocalFileTracker(tmp_path)
-    multi = MultiTracker([local, FlakyTracker(fail={"metrics"})], on_error="ignore")
+    multi = MultiTracker([local, flaky({"log_metrics"})], on_error="ignore")
     multi.start_run("r")
     multi.log_metrics({"a": 1})  # warnings are errors in this suite: none may be emitted
     multi.end_run()
-    assert [(name, str(exc)) for name, exc in multi.errors] == [("flaky", "flaky metrics")]
+    assert [(name, str(exc)) for name, exc in multi.errors] == [("flaky", "flaky log_metrics")]
     assert local.load_run("r")["metrics"][0]["metrics"] == {"a": 1.0}
 
 
 def test_raise_policy_raises_after_every_backend_had_the_call(tmp_path: Path) -> None:
     local = LocalFileTracker(tmp_path)
-    flaky = FlakyTracker(fail={"metrics", "close"})
-    multi = MultiTracker([flaky, local], on_error="raise")
+    recorder = flaky({"log_metrics", "end_run"})
+    multi = MultiTracker([recorder, local], on_error="raise")
     multi.start_run("r")
-    with pytest.raises(TrackingError, match="flaky metrics") as raised:
+    with pytest.raises(TrackingError, match="flaky log_metrics") as raised:
         multi.log_metrics({"a": 1})
     assert [name for name, _ in raised.value.errors] == ["flaky"]
     assert local.load_run("r")["metrics"][0]["metrics"] == {"a": 1.0}
-    with pytest.raises(TrackingError, match="flaky close"):
+    with pytest.raises(TrackingError, match="flaky end_run"):
         multi.end_run()
     assert local.load_run("r")["final_state"]["status"] == "finished"
     assert multi.open_run_ids == [] and local.open_run_ids == []
@@ -189,27 +162,27 @@ def test_raise_policy_raises_after_every_backend_had_the_call(tmp_path: Path) ->
 
 def test_backend_that_cannot_start_is_left_out_of_the_run(tmp_path: Path) -> None:
     local = LocalFileTracker(tmp_path)
-    flaky = FlakyTracker(fail={"open"})
-    multi = MultiTracker([flaky, local], on_error="ignore")
+    recorder = flaky({"start_run"})
+    multi = MultiTracker([recorder, local], on_error="ignore")
     run_id = multi.start_run("r")
     multi.log_metrics({"a": 1})
     multi.end_run()
     assert run_id == "r"  # the first backend that did start names the run
-    assert [op for op, _ in flaky.calls] == ["open"]
+    assert [call[0] for call in recorder.calls] == ["start_run"]
     assert local.load_run("r")["final_state"]["status"] == "finished"
 
 
 def test_raise_policy_on_start_ends_the_runs_that_did_start(tmp_path: Path) -> None:
     local = LocalFileTracker(tmp_path)
-    multi = MultiTracker([local, FlakyTracker(fail={"open"})], on_error="raise")
-    with pytest.raises(TrackingError, match="flaky open"):
+    multi = MultiTracker([local, flaky({"start_run"})], on_error="raise")
+    with pytest.raises(TrackingError, match="flaky start_run"):
         multi.start_run("r")
     assert multi.open_run_ids == [] and local.open_run_ids == []
     assert local.load_run("r")["final_state"]["status"] == "failed"
 
 
 def test_no_backend_starting_is_an_error_under_any_policy() -> None:
-    multi = MultiTracker([FlakyTracker(fail={"open"})], on_error="ignore")
+    multi = MultiTracker([flaky({"start_run"})], on_error="ignore")
     with pytest.raises(TrackingError, match="no backend could start"):
         multi.start_run("r")
 
@@ -240,15 +213,15 @@ def test_keyboard_interrupt_kills_the_run_in_every_backend(tmp_path: Path) -> No
 
 
 def test_bad_input_is_rejected_before_any_backend_sees_it(tmp_path: Path) -> None:
-    flaky = FlakyTracker(fail=set())
-    multi = MultiTracker([flaky, LocalFileTracker(tmp_path)])
+    recorder = flaky(set())
+    multi = MultiTracker([recorder, LocalFileTracker(tmp_path)])
     multi.start_run("r")
     with pytest.raises(TypeError, match="'x'"):
         multi.log_metrics({"x": "high"})
     with pytest.raises(FileNotFoundError):
         multi.log_artifact(tmp_path / "missing")
     multi.end_run()
-    assert [op for op, _ in flaky.calls] == ["open", "close"]
+    assert [call[0] for call in recorder.calls] == ["start_run", "end_run"]
 
 
 def test_constructor_rejects_no_trackers_and_unknown_policies(tmp_path: Path) -> None:
@@ -256,3 +229,43 @@ def test_constructor_rejects_no_trackers_and_unknown_policies(tmp_path: Path) ->
         MultiTracker([])
     with pytest.raises(ValueError, match="on_error"):
         MultiTracker([LocalFileTracker(tmp_path)], on_error="explode")  # type: ignore[arg-type]
+
+
+# -- extras and redaction ---------------------------------------------------------------------
+
+
+def test_an_extra_goes_to_exactly_the_backends_declaring_it(tmp_path: Path) -> None:
+    tables = RecordingTracker(backend_name="tables", capabilities={LOG_TABLE})
+    histograms = RecordingTracker(backend_name="histograms", capabilities={LOG_HISTOGRAM, FLUSH})
+    local = LocalFileTracker(tmp_path)
+    multi = MultiTracker([tables, histograms, local])
+    assert multi.capabilities == {LOG_TABLE, LOG_HISTOGRAM, FLUSH, CLOSE}
+    multi.start_run("r")
+    multi.log_metrics({"a": 1}, step=3)
+    multi.log_table("answers", iter([{"q": "2+2", "a": 4}]))
+    multi.log_histogram("weights", [0.1, 0.2])
+    multi.flush()
+    multi.close()
+    multi.end_run()
+    assert [c[0] for c in tables.calls] == ["start_run", "log_metrics", "log_table", "end_run"]
+    assert tables.calls_of("log_table") == [("r#0", "answers", [{"q": "2+2", "a": 4}], None)]
+    assert [c[0] for c in histograms.calls] == [
+        "start_run", "log_metrics", "log_histogram", "flush", "end_run"]
+    assert histograms.calls_of("log_histogram") == [("r#0", "weights", [0.1, 0.2], 4)]
+    assert local.load_run("r")["final_state"]["status"] == "finished"
+
+
+def test_multi_declares_only_the_extras_some_backend_has(tmp_path: Path) -> None:
+    multi = MultiTracker([LocalFileTracker(tmp_path)])
+    assert multi.capabilities == {FLUSH, CLOSE}
+
+
+def test_params_are_redacted_with_every_backends_patterns(tmp_path: Path) -> None:
+    strict = RecordingTracker(TrackingConfig(redact_patterns=[r"acme-[0-9]{4}"]))
+    local = LocalFileTracker(tmp_path)
+    multi = MultiTracker([local, strict])
+    multi.start_run("r")
+    multi.log_params({"endpoint": "call acme-1234 please"})
+    multi.end_run()
+    assert local.load_run("r")["params"] == {"endpoint": "call ***REDACTED*** please"}
+    assert strict.runs["r#0"].params == {"endpoint": "call ***REDACTED*** please"}

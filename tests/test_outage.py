@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 from mlflow_server import MlflowServer, free_port
+
+from pytest_insidellms import MLflowTracker, TrackingWarning
+from pytest_insidellms.experiment_tracking.spool import SpoolingTracker
+from pytest_insidellms.experiment_tracking.sync import sync_runs
 
 SUITE = {
     "evals/test_a_before": """
@@ -132,3 +138,67 @@ def _assert_everything_landed_once(client: MlflowClient, runs: dict[str, object]
         for key in run.data.metrics:  # type: ignore[attr-defined]
             steps = [m.step for m in client.get_metric_history(run_id, key)]
             assert len(steps) == len(set(steps)), f"{key} duplicated in {run.info.run_name}"  # type: ignore[attr-defined]
+
+
+def test_a_server_down_at_start_is_an_outage_and_sync_delivers_once_it_is_up(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+
+    def build(experiment: str) -> Callable[[], MLflowTracker]:
+        return lambda: MLflowTracker(tracking_uri=url, experiment_name=experiment)
+
+    # Nothing listens yet: the tracker cannot even be built, on the delivery thread.
+    spool = SpoolingTracker(build("late"), tmp_path / "spool", backend_name="mlflow")
+    # Warned once, by whichever call comes first after the failure.
+    with pytest.warns(TrackingWarning, match="mlflow failed: TrackingError.*cannot open"):
+        started = time.perf_counter()
+        session = spool.start_run("session")
+        module = spool.start_run("module", nested=True)
+        for step in (1, 2):
+            spool.log_metrics({"loss": 1.0 / step}, step=step, run_id=module)
+        spool.log_params({"model": "toy"}, run_id=module)
+        spool.end_run(run_id=session)
+        assert time.perf_counter() - started < 2.0  # the caller never waited for the server
+        spool.flush()
+    outage = spool.outage()
+    assert outage is not None
+    assert outage.startswith(f"mlflow failed (TrackingError: MLflow at {url}: cannot open "
+                             "experiment 'late'")
+    assert outage.endswith(f"replay with: python -m pytest_insidellms sync "
+                           f"{spool.spool.project_dir} --to mlflow")
+
+    server = MlflowServer(tmp_path / "server", port=port)
+    server.wait_ready()
+    try:
+        report = sync_runs(spool.spool.project_dir,
+                           lambda config: MLflowTracker(url, "late", config=config))
+        assert (len(report.created), report.entries) == (2, 3)
+        client = MlflowClient(tracking_uri=url)
+        runs = {r.info.run_name: r for r in client.search_runs(
+            [client.get_experiment_by_name("late").experiment_id])}
+        assert runs["module"].data.tags["mlflow.parentRunId"] == runs["session"].info.run_id
+        history = client.get_metric_history(runs["module"].info.run_id, "loss")
+        assert [(m.step, m.value) for m in history] == [(1, 1.0), (2, 0.5)]
+        assert runs["module"].data.params == {"model": "toy"}
+        assert {r.info.status for r in runs.values()} == {"FINISHED"}
+
+        # With the server up, the spool delivers on its own and keeps nothing.
+        live = SpoolingTracker(build("live"), tmp_path / "live", backend_name="mlflow")
+        run_id = live.start_run("direct")
+        live.log_metrics({"acc": 0.5})
+        location = live.run_location(run_id)  # waits until the remote has the run
+        experiment = client.get_experiment_by_name("live")
+        assert location is not None and location.startswith(
+            f"{url}/#/experiments/{experiment.experiment_id}/runs/")
+        live.end_run()
+        live.close()
+        assert live.outage() is None
+        assert not (tmp_path / "live").exists()
+        (direct,) = client.search_runs([experiment.experiment_id])
+        assert (direct.info.run_name, direct.info.status) == ("direct", "FINISHED")
+        assert direct.data.metrics == {"acc": 0.5}
+        assert location.endswith(direct.info.run_id)
+    finally:
+        server.stop()

@@ -7,12 +7,16 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
 from wandb_reader import read_runs
 
+from pytest_insidellms import MLflowTracker, TrackingWarning
 from pytest_insidellms.__main__ import main
+from pytest_insidellms.experiment_tracking.spool import SpoolingTracker, read_sync_state
+from pytest_insidellms.experiment_tracking.sync import sync_runs
 
 SUITE = {
     "evals/test_qa": """
@@ -155,3 +159,44 @@ def _wait_for(path: Path, process: subprocess.Popen[bytes]) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     time.sleep(0.2)
+
+
+class LosesTheModuleCreate(MLflowTracker):
+    """MLflow creates the run named ``module``; the answer is lost on the way back."""
+
+    def _open_run(self, name: str, run_id: str | None, parent: Any) -> Any:
+        run = super()._open_run(name, run_id, parent)
+        if name == "module":
+            raise ConnectionError("connection closed before the response")
+        return run
+
+
+def test_an_mlflow_run_whose_creation_was_in_doubt_is_found_not_created_twice(
+    tmp_path: Path,
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    remote = LosesTheModuleCreate(uri, "doubt")
+    spool = SpoolingTracker(remote, tmp_path / "spool")
+    with pytest.warns(TrackingWarning, match="connection closed"):
+        session = spool.start_run("session")
+        module = spool.start_run("module", nested=True)
+        spool.log_metrics({"m": 1.0}, step=3, run_id=module)
+        spool.end_run(run_id=session)
+        spool.flush()
+    remote.close()
+    session_id = read_sync_state(spool.spool.project_dir / session)[spool.key or ""]["run_id"]
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("doubt").experiment_id
+    # An older run of the same name and parent, still RUNNING: not the one in doubt.
+    decoy = client.create_run(experiment, run_name="module", start_time=1_000,
+                              tags={"mlflow.parentRunId": session_id}).info.run_id
+
+    sync_runs(spool.spool.project_dir, lambda config: MLflowTracker(uri, "doubt", config=config))
+    runs = client.search_runs([experiment])
+    modules = {r.info.run_id: r for r in runs if r.info.run_name == "module"}
+    assert len(runs) == 3 and len(modules) == 2  # session, the decoy, the run in doubt
+    (found,) = [r for run_id, r in modules.items() if run_id != decoy]
+    assert found.info.status == "FINISHED"
+    assert [(m.step, m.value) for m in client.get_metric_history(found.info.run_id, "m")] == [
+        (3, 1.0)]
+    assert modules[decoy].info.status == "RUNNING" and modules[decoy].data.metrics == {}

@@ -39,45 +39,22 @@ def test_fails():
     assert False
 """
 
-#: A backend whose every call of one kind fails, provided through the plugin's hook.
+#: The library's recording backend, failing every call of one kind, provided through the hook.
 BROKEN_BACKEND = """
-from pytest_insidellms import ExperimentTracker
-from pytest_insidellms.experiment_tracking import Run
+from pytest_insidellms.testing import RecordingTracker
 
 FAIL_IN = {fail_in!r}
-
-
-class Broken(ExperimentTracker[Run]):
-    backend_name = "broken"
-
-    def __init__(self, config):
-        if FAIL_IN == "construct":
-            raise ConnectionError("cannot reach the tracking server")
-        super().__init__(config)
-        self.opened = 0
-
-    def _open_run(self, name, run_id, parent):
-        if FAIL_IN == "open":
-            raise ConnectionError("cannot reach the tracking server")
-        self.opened += 1
-        return Run(run_id=f"broken-{{self.opened}}", name=name, parent=parent)
-
-    def _record_metrics(self, run, metrics, step, timestamp):
-        if FAIL_IN == "metrics":
-            raise RuntimeError("metrics endpoint down")
-
-    def _record_params(self, run, params):
-        pass
-
-    def _record_artifact(self, run, artifact):
-        pass
-
-    def _close_run(self, run, status, ended_at):
-        pass
+FAILURES = {{"metrics": ("log_metrics", RuntimeError("metrics endpoint down")),
+             "open": ("start_run", ConnectionError("cannot reach the tracking server"))}}
 
 
 def pytest_insidellms_make_tracker(name, tracking, track_dir, backend_settings, config):
-    return Broken(tracking) if name == "broken" else None
+    if name != "broken":
+        return None
+    if FAIL_IN == "construct":
+        raise ConnectionError("cannot reach the tracking server")
+    operation, error = FAILURES[FAIL_IN]
+    return RecordingTracker(tracking, backend_name="broken", fail_on={{operation}}, error=error)
 """
 FAILURE_TEXT = {"metrics": "RuntimeError: metrics endpoint down",
                 "open": "ConnectionError: cannot reach the tracking server",

@@ -1,7 +1,7 @@
 """The contract every backend shares, implemented once in ExperimentTracker.
 
-Proved on a tiny recording backend (which sees exactly what a backend receives) and, where it
-matters, on LocalFileTracker.
+Proved on the recording backend of pytest_insidellms.testing (which sees exactly what a
+backend receives) and, where it matters, on LocalFileTracker.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,47 +27,15 @@ from pytest_insidellms import (
     TrackingConfig,
     TrackingWarning,
 )
-from pytest_insidellms.experiment_tracking import Artifact, ExperimentTracker, Run, sanitize_key
-
-
-@dataclass(eq=False, kw_only=True)
-class RecordedRun(Run):
-    opened_as: str | None = None
-
-
-class RecordingTracker(ExperimentTracker[RecordedRun]):
-    """Records what the base class hands a backend, in order."""
-
-    backend_name = "recording"
-
-    def __init__(self, config: TrackingConfig | None = None, fail_close: bool = False) -> None:
-        super().__init__(config)
-        self.calls: list[tuple[Any, ...]] = []
-        self.fail_close = fail_close
-
-    def _open_run(self, name: str, run_id: str | None, parent: RecordedRun | None) -> RecordedRun:
-        new_id = run_id or f"{name}#{len([c for c in self.calls if c[0] == 'open'])}"
-        self.calls.append(("open", new_id, name, None if parent is None else parent.run_id))
-        return RecordedRun(run_id=new_id, name=name, parent=parent, opened_as=run_id)
-
-    def _record_metrics(
-        self, run: RecordedRun, metrics: dict[str, float], step: int, timestamp: float
-    ) -> None:
-        self.calls.append(("metrics", run.run_id, metrics, step))
-
-    def _record_params(self, run: RecordedRun, params: dict[str, Any]) -> None:
-        self.calls.append(("params", run.run_id, params))
-
-    def _record_artifact(self, run: RecordedRun, artifact: Artifact) -> None:
-        self.calls.append(("artifact", run.run_id, artifact))
-
-    def _close_run(self, run: RecordedRun, status: str, ended_at: datetime) -> None:
-        self.calls.append(("close", run.run_id, status))
-        if self.fail_close:
-            raise OSError("disk gone")
-
-    def of(self, kind: str) -> list[tuple[Any, ...]]:
-        return [c[1:] for c in self.calls if c[0] == kind]
+from pytest_insidellms.experiment_tracking import Artifact, sanitize_key
+from pytest_insidellms.experiment_tracking.base import (
+    CLOSE,
+    FLUSH,
+    LOG_HISTOGRAM,
+    LOG_TABLE,
+    METRIC_STEPS,
+)
+from pytest_insidellms.testing import RecordingTracker
 
 
 @pytest.fixture
@@ -95,7 +62,7 @@ def test_step_none_continues_after_the_highest_step_seen(rec: RecordingTracker) 
     rec.log_metrics({"a": 4})
     rec.log_metrics({"a": 5}, step=3)  # going back is allowed and does not rewind
     rec.log_metrics({"a": 6})
-    assert [step for *_, step in rec.of("metrics")] == [0, 1, 10, 11, 3, 12]
+    assert [step for *_, step in rec.calls_of("log_metrics")] == [0, 1, 10, 11, 3, 12]
 
 
 def test_steps_are_counted_per_run(rec: RecordingTracker) -> None:
@@ -104,7 +71,7 @@ def test_steps_are_counted_per_run(rec: RecordingTracker) -> None:
     rec.log_metrics({"x": 1}, run_id=a)
     rec.log_metrics({"x": 1}, run_id=b)
     rec.log_metrics({"x": 1}, run_id=a)
-    assert [(run, step) for run, _, step in rec.of("metrics")] == [(a, 0), (b, 0), (a, 1)]
+    assert [(run, step) for run, _, step in rec.calls_of("log_metrics")] == [(a, 0), (b, 0), (a, 1)]
 
 
 def test_empty_metrics_log_nothing_and_take_no_step(rec: RecordingTracker) -> None:
@@ -112,8 +79,8 @@ def test_empty_metrics_log_nothing_and_take_no_step(rec: RecordingTracker) -> No
     rec.log_metrics({})
     rec.log_params({})
     rec.log_metrics({"a": 1})
-    assert rec.of("metrics") == [("r#0", {"a": 1.0}, 0)]
-    assert rec.of("params") == []
+    assert rec.calls_of("log_metrics") == [("r#0", {"a": 1.0}, 0)]
+    assert rec.calls_of("log_params") == []
 
 
 @pytest.mark.parametrize("step", [-1, 1.5, True, "3"])
@@ -121,7 +88,7 @@ def test_invalid_steps_are_rejected(rec: RecordingTracker, step: Any) -> None:
     rec.start_run("r")
     with pytest.raises(TypeError, match="step"):
         rec.log_metrics({"a": 1}, step=step)
-    assert rec.of("metrics") == []
+    assert rec.calls_of("log_metrics") == []
 
 
 # -- runs -----------------------------------------------------------------------------------
@@ -135,7 +102,7 @@ def test_nested_run_is_a_child_of_the_active_run(rec: RecordingTracker) -> None:
     assert rec.parent_run_id(grandchild) == child
     assert rec.parent_run_id(parent) is None
     assert rec.active_run_id == grandchild
-    assert rec.of("open")[1] == (child, "module", parent)
+    assert rec.calls_of("start_run")[1] == (child, "module", parent)
     rec.end_run()
     assert rec.active_run_id == child
 
@@ -171,7 +138,8 @@ def test_several_runs_stay_open_and_calls_reach_the_run_named(
     rec.end_run(run_id=a)
     assert rec.open_run_ids == [b]
     assert [c[:2] for c in rec.calls[2:]] == [
-        ("metrics", a), ("params", a), ("artifact", a), ("metrics", b), ("close", a)]
+        ("log_metrics", a), ("log_params", a), ("log_artifact", a), ("log_metrics", b),
+        ("end_run", a)]
 
 
 def test_ending_a_parent_ends_its_open_children_first_with_the_same_status(
@@ -183,7 +151,7 @@ def test_ending_a_parent_ends_its_open_children_first_with_the_same_status(
     sibling = rec.start_run("s", parent_run_id=parent)
     other = rec.start_run("other")
     rec.end_run("killed", run_id=parent)
-    closes = rec.of("close")
+    closes = rec.calls_of("end_run")
     assert closes[-1] == (parent, "killed")
     assert set(closes) == {(grandchild, "killed"), (child, "killed"), (sibling, "killed"),
                            (parent, "killed")}
@@ -195,7 +163,7 @@ def test_ending_a_parent_ends_its_open_children_first_with_the_same_status(
 def test_valid_statuses_reach_the_backend(rec: RecordingTracker, status: str) -> None:
     rec.start_run("r")
     rec.end_run(status)
-    assert rec.of("close") == [("r#0", status)]
+    assert rec.calls_of("end_run") == [("r#0", status)]
 
 
 def test_invalid_status_raises_and_leaves_the_run_open(rec: RecordingTracker) -> None:
@@ -203,7 +171,7 @@ def test_invalid_status_raises_and_leaves_the_run_open(rec: RecordingTracker) ->
     with pytest.raises(ValueError, match="finished, failed, killed"):
         rec.end_run("done")
     assert rec.open_run_ids == [run_id]
-    assert rec.of("close") == []
+    assert rec.calls_of("end_run") == []
 
 
 def test_end_run_without_a_run_is_a_no_op(rec: RecordingTracker) -> None:
@@ -218,12 +186,12 @@ def test_end_all_runs_ends_every_open_run(rec: RecordingTracker) -> None:
     rec.start_run("c")
     rec.end_all_runs("killed")
     assert rec.open_run_ids == []
-    assert sorted(rec.of("close")) == [("a#0", "killed"), ("b#1", "killed"), ("c#2", "killed")]
+    assert sorted(rec.calls_of("end_run")) == [("a#0", "killed"), ("b#1", "killed"), ("c#2", "killed")]
 
 
 def test_run_id_is_passed_to_the_backend_to_resume(rec: RecordingTracker) -> None:
     assert rec.start_run(run_id="abc123") == "abc123"
-    assert rec.of("open")[0][0] == "abc123"
+    assert rec.calls_of("start_run")[0][0] == "abc123"
     with pytest.raises(RuntimeError, match="already open"):
         rec.start_run(run_id="abc123")
 
@@ -243,7 +211,7 @@ def test_logging_without_an_active_run_raises(rec: RecordingTracker, source: Pat
     rec.start_run("r")
     with pytest.raises(RuntimeError, match="no open run with id 'ghost'"):
         rec.log_metrics({"a": 1}, run_id="ghost")
-    assert [c[0] for c in rec.calls] == ["open"]
+    assert [c[0] for c in rec.calls] == ["start_run"]
 
 
 # -- context manager ------------------------------------------------------------------------
@@ -255,14 +223,14 @@ def test_context_manager_finishes_the_run_named_by_experiment_name() -> None:
         assert tracker is rec
         run_id = rec.active_run_id
         rec.log_metrics({"a": 1})
-    assert rec.of("open") == [(run_id, "exp", None)]
-    assert rec.of("close") == [(run_id, "finished")]
+    assert rec.calls_of("start_run") == [(run_id, "exp", None)]
+    assert rec.calls_of("end_run") == [(run_id, "finished")]
 
 
 def test_exception_in_with_ends_the_run_failed_and_propagates(rec: RecordingTracker) -> None:
     with pytest.raises(ZeroDivisionError), rec:
         1 / 0  # noqa: B018
-    assert [status for _, status in rec.of("close")] == ["failed"]
+    assert [status for _, status in rec.calls_of("end_run")] == ["failed"]
 
 
 def test_keyboard_interrupt_in_with_ends_the_run_killed_and_propagates(
@@ -270,7 +238,7 @@ def test_keyboard_interrupt_in_with_ends_the_run_killed_and_propagates(
 ) -> None:
     with pytest.raises(KeyboardInterrupt), rec:
         raise KeyboardInterrupt
-    assert [status for _, status in rec.of("close")] == ["killed"]
+    assert [status for _, status in rec.calls_of("end_run")] == ["killed"]
     assert rec.open_run_ids == []
 
 
@@ -278,12 +246,12 @@ def test_with_ends_its_own_run_even_when_another_run_became_active(rec: Recordin
     with rec:
         outer = rec.active_run_id
         other = rec.start_run("other")
-    assert rec.of("close") == [(outer, "finished")]
+    assert rec.calls_of("end_run") == [(outer, "finished")]
     assert rec.open_run_ids == [other]
 
 
 def test_a_failing_end_run_does_not_hide_the_exception_in_flight() -> None:
-    rec = RecordingTracker(fail_close=True)
+    rec = RecordingTracker(fail_on={"end_run"}, error=OSError("disk gone"))
     with (pytest.warns(TrackingWarning, match="disk gone"),
           pytest.raises(ValueError, match="mine"), rec):
         raise ValueError("mine")
@@ -328,7 +296,7 @@ def test_metric_values_reach_the_backend_as_floats_under_sanitised_keys(
 ) -> None:
     rec.start_run("r")
     rec.log_metrics({"test_x[param-1]": 1, "a//b": 2, "/lead": 3, "a..b": 4, "ok.name-1 :/x": 5})
-    metrics = rec.of("metrics")[0][1]
+    metrics = rec.calls_of("log_metrics")[0][1]
     assert metrics == {"test_x_param-1_": 1.0, "a/b": 2.0, "lead": 3.0, "a_b": 4.0,
                        "ok.name-1 :/x": 5.0}
     assert all(type(v) is float for v in metrics.values())
@@ -349,7 +317,7 @@ def test_params_reach_the_backend_as_plain_json(rec: RecordingTracker) -> None:
     rec.start_run("r")
     rec.log_params({"status": ResultStatus.ERROR, "when": datetime(2024, 1, 1, tzinfo=timezone.utc),
                     "nan": float("nan"), "items": (1, 2)})
-    assert rec.of("params")[0][1] == {"status": "error", "when": "2024-01-01T00:00:00+00:00",
+    assert rec.calls_of("log_params")[0][1] == {"status": "error", "when": "2024-01-01T00:00:00+00:00",
                                        "nan": "NaN", "items": [1, 2]}
 
 
@@ -359,7 +327,7 @@ def test_artifact_reaches_the_backend_validated(rec: RecordingTracker, tmp_path:
     rec.start_run("r")
     rec.log_artifact(str(source))
     rec.log_artifact(source, name="sub\\dir/r.html", type="report")
-    assert [a for _, a in rec.of("artifact")] == [
+    assert [a for _, a in rec.calls_of("log_artifact")] == [
         Artifact(source=source, name="report.html", type="file"),
         Artifact(source=source, name="sub/dir/r.html", type="report"),
     ]
@@ -371,7 +339,7 @@ def test_log_artifacts_false_reaches_no_backend(source: Path) -> None:
     rec = RecordingTracker(TrackingConfig(log_artifacts=False))
     rec.start_run("r")
     rec.log_artifact(source)
-    assert rec.of("artifact") == []
+    assert rec.calls_of("log_artifact") == []
 
 
 # -- log_experiment_result ------------------------------------------------------------------
@@ -416,8 +384,8 @@ def test_log_experiment_result_logs_exactly_these_names_in_one_call_each(
 ) -> None:
     rec.start_run("r")
     rec.log_experiment_result(experiment())
-    [(_, metrics, step)] = rec.of("metrics")
-    [(_, params)] = rec.of("params")
+    [(_, metrics, step)] = rec.calls_of("log_metrics")
+    [(_, params)] = rec.calls_of("log_params")
     assert metrics == pytest.approx(EXPECTED_METRICS) and metrics.keys() == EXPECTED_METRICS.keys()
     assert params == EXPECTED_PARAMS
     assert step == 0
@@ -426,8 +394,8 @@ def test_log_experiment_result_logs_exactly_these_names_in_one_call_each(
 def test_log_experiment_result_prefixes_every_name(rec: RecordingTracker) -> None:
     rec.start_run("r")
     rec.log_experiment_result(experiment(), prefix="eval_")
-    [(_, metrics, _)] = rec.of("metrics")
-    [(_, params)] = rec.of("params")
+    [(_, metrics, _)] = rec.calls_of("log_metrics")
+    [(_, params)] = rec.calls_of("log_params")
     assert set(metrics) == {f"eval_{k}" for k in EXPECTED_METRICS}
     assert params == {f"eval_{k}": v for k, v in EXPECTED_PARAMS.items()}
 
@@ -436,7 +404,7 @@ def test_log_experiment_result_counts_match_the_result_properties(rec: Recording
     result = experiment()
     rec.start_run("r")
     rec.log_experiment_result(result)
-    metrics = rec.of("metrics")[0][1]
+    metrics = rec.calls_of("log_metrics")[0][1]
     assert metrics["success_rate"] == result.success_rate
     assert metrics["error_count"] == result.error_count
     assert metrics["total_count"] == result.total_count
@@ -447,7 +415,7 @@ def test_log_experiment_result_counts_match_the_result_properties(rec: Recording
 def test_missing_score_and_timestamps_log_only_what_exists(rec: RecordingTracker) -> None:
     rec.start_run("r")
     rec.log_experiment_result(experiment(score=None, completed_at=None, results=[]))
-    metrics = rec.of("metrics")[0][1]
+    metrics = rec.calls_of("log_metrics")[0][1]
     assert metrics == {"success_rate": 0.0, "total_count": 0.0, "success_count": 0.0,
                        "error_count": 0.0, "timeout_count": 0.0, "rate_limited_count": 0.0,
                        "skipped_count": 0.0}
@@ -457,14 +425,14 @@ def test_custom_metrics_never_replace_computed_ones(rec: RecordingTracker) -> No
     score = ProbeScore(accuracy=0.1, custom_metrics={"success_rate": 0.99, "accuracy": 0.98})
     rec.start_run("r")
     rec.log_experiment_result(experiment(score=score))
-    metrics = rec.of("metrics")[0][1]
+    metrics = rec.calls_of("log_metrics")[0][1]
     assert (metrics["success_rate"], metrics["accuracy"]) == (3 / 8, 0.1)
 
 
 def test_probe_category_may_be_a_string(rec: RecordingTracker) -> None:
     rec.start_run("r")
     rec.log_experiment_result(experiment(probe_category="my_custom_probe"))
-    assert rec.of("params")[0][1]["probe_category"] == "my_custom_probe"
+    assert rec.calls_of("log_params")[0][1]["probe_category"] == "my_custom_probe"
 
 
 def test_log_experiment_result_works_on_a_duck_typed_object(rec: RecordingTracker) -> None:
@@ -486,11 +454,11 @@ def test_log_experiment_result_works_on_a_duck_typed_object(rec: RecordingTracke
     )
     rec.start_run("r")
     rec.log_experiment_result(duck, prefix="d/")
-    metrics = rec.of("metrics")[0][1]
+    metrics = rec.calls_of("log_metrics")[0][1]
     assert metrics["d/success_count"] == 2.0 and metrics["d/error_count"] == 1.0
     assert metrics["d/accuracy"] == 1.0 and metrics["d/duration_seconds"] == 2.0
     assert "d/precision" not in metrics and "d/error_rate" not in metrics
-    assert rec.of("params")[0][1] == {
+    assert rec.calls_of("log_params")[0][1] == {
         "d/experiment_id": "duck", "d/model_name": "m", "d/model_provider": "prov",
         "d/model_id": "m-1", "d/probe_name": "p", "d/probe_category": "safety"}
 
@@ -511,7 +479,7 @@ def test_wrong_typed_fields_raise_type_error_naming_the_field_and_log_nothing(
     rec.start_run("r")
     with pytest.raises(TypeError, match=field_name):
         rec.log_experiment_result(experiment(**broken))
-    assert rec.of("metrics") == [] and rec.of("params") == []
+    assert rec.calls_of("log_metrics") == [] and rec.calls_of("log_params") == []
 
 
 def test_prefix_must_be_a_string(rec: RecordingTracker) -> None:
@@ -528,3 +496,22 @@ def test_log_experiment_result_lands_in_the_local_files(tmp_path: Path) -> None:
     loaded = tracker.load_run(run_id)
     assert loaded["metrics"][0]["metrics"]["eval_success_rate"] == 3 / 8
     assert loaded["params"]["eval_probe_category"] == "reasoning"
+
+
+# -- capabilities -----------------------------------------------------------------------------
+
+
+def test_capabilities_are_derived_from_the_methods_a_backend_defines() -> None:
+    from pytest_insidellms import MLflowTracker, TensorBoardTracker, WandBTracker
+    from pytest_insidellms.experiment_tracking.spool import SpoolingTracker
+
+    assert MLflowTracker.capabilities == {FLUSH, CLOSE, METRIC_STEPS}
+    assert WandBTracker.capabilities == {LOG_TABLE}
+    assert TensorBoardTracker.capabilities == {LOG_HISTOGRAM, FLUSH}
+    assert LocalFileTracker.capabilities == frozenset()
+    assert SpoolingTracker.capabilities == {FLUSH, CLOSE}
+
+    class Buffered(RecordingTracker):
+        capabilities = frozenset({FLUSH})  # declared: not derived
+
+    assert Buffered.capabilities == {FLUSH}

@@ -1,9 +1,22 @@
 """The tracker contract shared by every backend.
 
-:class:`ExperimentTracker` owns everything that must behave the same on every backend: input
-validation and coercion, the step rule, run nesting, statuses and thread safety. A backend only
-implements the ``_open_run`` / ``_record_*`` / ``_close_run`` methods, which receive
-already-validated data for one specific open run.
+:class:`ExperimentTracker` has two layers:
+
+* the *public edge* (``start_run``, ``log_metrics``, ...) validates and coerces input once,
+  resolves the run, and locks;
+* the *core* (:class:`TrackerCore`: ``_core_start``, ``_core_metrics``, ...) takes validated
+  data for one run object, applies the step rule and the ``log_artifacts`` switch, keeps the
+  registry of open runs and calls the backend hooks ``_open_run`` / ``_record_*`` /
+  ``_close_run``.
+
+A tracker that wraps trackers (MultiTracker, SpoolingTracker) implements its hooks by calling
+the wrapped trackers' core with their own run objects, never their public edge: a value is
+validated once however many layers it crosses.
+
+Optional extras (``log_table``, ``log_histogram``, ``flush``, ``close``, ``metric_steps``,
+``find_run``) are
+*capabilities*: :attr:`ExperimentTracker.capabilities` names those a tracker really provides,
+derived from the methods a subclass defines unless the class sets it.
 
 Several runs may be open at once. The *active* run is the most recently started run that is
 still open; every public call accepts ``run_id=`` to address any other open run instead.
@@ -16,28 +29,34 @@ import importlib
 import math
 import numbers
 import os
-import re
 import threading
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from types import ModuleType, TracebackType
-from typing import Any, Final, Generic, Literal, TypeVar
+from typing import Any, Final, Generic, Literal, Protocol, TypeVar, cast
 
 from ..types import to_jsonable
 from .config import TrackingConfig
+from .names import safe_relative_name as safe_relative_name
+from .names import sanitize_key as sanitize_key
 from .redaction import redact_config, redact_params
 from .results import flatten_experiment_result
 
 RunStatus = Literal["finished", "failed", "killed"]
 RUN_STATUSES: Final[tuple[str, ...]] = ("finished", "failed", "killed")
 
-#: Keys are mapped to this alphabet on every backend (MLflow's, the strictest).
-_KEY_FORBIDDEN = re.compile(r"[^\w.\- :/]")
-_KEY_MAX_LENGTH: Final = 250
+#: Capabilities: the optional extras a tracker may provide.
+LOG_TABLE: Final = "log_table"
+LOG_HISTOGRAM: Final = "log_histogram"
+FLUSH: Final = "flush"
+CLOSE: Final = "close"
+METRIC_STEPS: Final = "metric_steps"
+FIND_RUN: Final = "find_run"
+EXTRAS: Final = frozenset({LOG_TABLE, LOG_HISTOGRAM, FLUSH, CLOSE, METRIC_STEPS, FIND_RUN})
 
 
 class TrackingWarning(UserWarning):
@@ -98,11 +117,9 @@ class Artifact:
 RunT = TypeVar("RunT", bound=Run)
 
 
-class ExperimentTracker(ABC, Generic[RunT]):
-    """Base class of every tracker. See the module docstring for the model of open runs."""
-
-    #: The name ``create_tracker`` knows this backend by.
-    backend_name: str = "custom"
+class TrackerCore(ABC, Generic[RunT]):
+    """The core of a tracker: validated data for one run object, the registry of open runs,
+    the step rule and the backend hooks. Wrapping trackers call it on the trackers they wrap."""
 
     def __init__(self, config: TrackingConfig | None = None) -> None:
         # A private copy: the caller's config is never mutated, and later changes to it
@@ -110,9 +127,127 @@ class ExperimentTracker(ABC, Generic[RunT]):
         self.config: TrackingConfig = redact_config(copy.deepcopy(config or TrackingConfig()))
         self._lock = threading.RLock()
         self._runs: dict[str, RunT] = {}
+
+    def _core_start(self, name: str, run_id: str | None, parent: RunT | None) -> RunT:
+        with self._lock:
+            if run_id is not None and run_id in self._runs:
+                raise RuntimeError(f"run {run_id!r} is already open in {type(self).__name__}")
+            run = self._open_run(name, run_id, parent)
+            self._runs[run.run_id] = run
+            return run
+
+    def _core_metrics(
+        self, run: RunT, metrics: dict[str, float], step: int | None, timestamp: float
+    ) -> None:
+        with self._lock:
+            self._record_metrics(run, metrics, self._take_step(run, step), timestamp)
+
+    def _stepped(self, run_id: str | None, step: int | None) -> tuple[RunT, int]:
+        """The edge of a stepped extra (``log_histogram``): the run, and the step it takes.
+        Called with the lock held."""
+        check_step(step)
+        run = self._resolve(run_id)
+        return run, self._take_step(run, step)
+
+    def _take_step(self, run: Run, step: int | None) -> int:
+        """The step rule, the one place it lives: ``None`` continues after the highest step
+        seen in this run; an explicit step is kept and may go back without rewinding."""
+        resolved = run.last_step + 1 if step is None else step
+        run.last_step = max(run.last_step, resolved)
+        return resolved
+
+    def _core_params(self, run: RunT, params: dict[str, Any]) -> None:
+        with self._lock:
+            self._record_params(run, params)
+
+    def _core_artifact(self, run: RunT, artifact: Artifact) -> None:
+        with self._lock:
+            if self.config.log_artifacts:
+                self._record_artifact(run, artifact)
+
+    def _core_end(self, run: RunT, status: str, ended_at: datetime | None = None) -> None:
+        """End ``run`` after its open children; every one is closed even
+        when another fails, and the first failure is raised. Ending an ended run is a no-op."""
+        with self._lock:
+            if self._runs.get(run.run_id) is not run:
+                return
+            failures: list[Exception] = []
+            for child in [r for r in self._runs.values() if r.parent is run]:
+                try:
+                    self._core_end(child, status, ended_at)
+                except Exception as exc:  # noqa: BLE001 - raised below, after the parent
+                    failures.append(exc)
+            del self._runs[run.run_id]
+            self._close_run(run, status, ended_at or utc_now())
+            if failures:
+                raise failures[0]
+
+    # -- backend hooks --------------------------------------------------------------------------
+
+    @abstractmethod
+    def _open_run(self, name: str, run_id: str | None, parent: RunT | None) -> RunT:
+        """Create (or resume, when ``run_id`` names an existing run) a run and return it."""
+
+    @abstractmethod
+    def _record_metrics(
+        self, run: RunT, metrics: dict[str, float], step: int, timestamp: float
+    ) -> None:
+        """Record finite or non-finite floats under already-sanitised keys."""
+
+    @abstractmethod
+    def _record_params(self, run: RunT, params: dict[str, Any]) -> None:
+        """Record plain-JSON param values under already-sanitised keys."""
+
+    @abstractmethod
+    def _record_artifact(self, run: RunT, artifact: Artifact) -> None:
+        """Copy or upload ``artifact.source`` under ``artifact.name``."""
+
+    @abstractmethod
+    def _close_run(self, run: RunT, status: str, ended_at: datetime) -> None:
+        """Flush and finish a run with one of RUN_STATUSES."""
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _active_or_none(self) -> RunT | None:
+        return next(reversed(self._runs.values()), None)
+
+    def _open(self, run_id: str) -> RunT:
+        try:
+            return self._runs[run_id]
+        except KeyError:
+            raise RuntimeError(f"no open run with id {run_id!r} in {type(self).__name__}") from None
+
+    def _resolve(self, run_id: str | None) -> RunT:
+        if run_id is not None:
+            return self._open(run_id)
+        run = self._active_or_none()
+        if run is None:
+            raise RuntimeError(f"{type(self).__name__} has no active run; call start_run() first")
+        return run
+
+
+class ExperimentTracker(TrackerCore[RunT]):
+    """Base class of every tracker: the public edge over :class:`TrackerCore`. See the module
+    docstring for the two layers."""
+
+    #: The name ``create_tracker`` knows this backend by.
+    backend_name: str = "custom"
+    #: The extras this tracker provides (see EXTRAS); derived for each subclass from the
+    #: methods it defines, unless the class sets it. An instance may narrow or widen it.
+    capabilities: frozenset[str] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "capabilities" not in cls.__dict__:
+            cls.capabilities = frozenset(
+                name for name in EXTRAS
+                if getattr(cls, name, None) not in (None, getattr(ExperimentTracker, name, None)))
+
+    def __init__(self, config: TrackingConfig | None = None) -> None:
+        super().__init__(config)
         self._context_runs: list[str] = []
 
-    # -- runs -------------------------------------------------------------------------------
+    # -- the public edge: runs ----------------------------------------------------------------
 
     def start_run(
         self,
@@ -128,39 +263,31 @@ class ExperimentTracker(ABC, Generic[RunT]):
         local backend). ``nested=True`` makes the run a child of the active run, or of
         ``parent_run_id`` when given (which implies ``nested``).
         """
+        name = run_name or self.config.experiment_name or default_run_name()
+        if not isinstance(name, str):
+            raise TypeError(f"run_name must be a string, got {type(name).__name__}")
         with self._lock:
-            if run_id is not None and run_id in self._runs:
-                raise RuntimeError(f"run {run_id!r} is already open in {type(self).__name__}")
             parent: RunT | None = None
             if parent_run_id is not None:
                 parent = self._open(parent_run_id)
             elif nested:
                 parent = self._active_or_none()
-            name = run_name or self.config.experiment_name or default_run_name()
-            if not isinstance(name, str):
-                raise TypeError(f"run_name must be a string, got {type(name).__name__}")
-            run = self._open_run(name, run_id, parent)
-            self._runs[run.run_id] = run
-            return run.run_id
+            return self._core_start(name, run_id, parent).run_id
 
     def end_run(self, status: str = "finished", *, run_id: str | None = None) -> None:
         """End a run (the active one by default) and its open children. No-op with no run."""
-        if status not in RUN_STATUSES:
-            raise ValueError(f"status must be one of {', '.join(RUN_STATUSES)}; got {status!r}")
+        check_status(status)
         with self._lock:
             run = self._active_or_none() if run_id is None else self._runs.get(run_id)
-            if run is None:
-                return
-            for child in [r for r in self._runs.values() if r.parent is run]:
-                self.end_run(status, run_id=child.run_id)
-            del self._runs[run.run_id]
-            self._close_run(run, status, utc_now())
+            if run is not None:
+                self._core_end(run, status)
 
     def end_all_runs(self, status: str = "finished") -> None:
         """End every open run, newest first; used when a process shuts down."""
+        check_status(status)
         with self._lock:
             while self._runs:
-                self.end_run(status)
+                self._core_end(next(reversed(self._runs.values())), status)
 
     @property
     def active_run_id(self) -> str | None:
@@ -182,38 +309,32 @@ class ExperimentTracker(ABC, Generic[RunT]):
         return None
 
     def flush(self) -> None:
-        """Deliver anything the backend buffers. Trackers that do not buffer do nothing."""
+        """Deliver anything the backend buffers (the FLUSH capability). Default: nothing."""
 
-    # -- logging ----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release what the tracker holds beyond its runs (the CLOSE capability): threads,
+        connections. Open runs stay open. Default: nothing."""
+
+    # -- the public edge: logging -------------------------------------------------------------
 
     def log_metrics(
         self, metrics: Mapping[str, Any], step: int | None = None, *, run_id: str | None = None
     ) -> None:
         """Log numeric metrics. ``step=None`` continues after the highest step seen so far."""
-        clean = metrics if type(metrics) is _CheckedMetrics else _CheckedMetrics(
-            validate_metrics(metrics))
-        if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
-            raise TypeError(f"step must be a non-negative int, got {step!r}")
-        with self._lock:
-            run = self._resolve(run_id)
-            if not clean:
-                return
-            if step is None:
-                step = run.last_step + 1
-            run.last_step = max(run.last_step, step)
-            self._record_metrics(run, clean, step, utc_now().timestamp())
-
-    def log_params(self, params: Mapping[str, Any], *, run_id: str | None = None) -> None:
-        """Log parameters. Values become plain JSON data; secrets are redacted."""
-        patterns = self.config.redact_patterns
-        if type(params) is _CheckedParams and params.patterns.issuperset(patterns):
-            clean = params
-        else:
-            clean = _CheckedParams(validate_params(params, patterns), frozenset(patterns))
+        clean = validate_metrics(metrics)
+        check_step(step)
         with self._lock:
             run = self._resolve(run_id)
             if clean:
-                self._record_params(run, clean)
+                self._core_metrics(run, clean, step, utc_now().timestamp())
+
+    def log_params(self, params: Mapping[str, Any], *, run_id: str | None = None) -> None:
+        """Log parameters. Values become plain JSON data; secrets are redacted."""
+        clean = validate_params(params, self.config.redact_patterns)
+        with self._lock:
+            run = self._resolve(run_id)
+            if clean:
+                self._core_params(run, clean)
 
     def log_artifact(
         self,
@@ -226,22 +347,25 @@ class ExperimentTracker(ABC, Generic[RunT]):
         """Copy or upload a file or directory; the source is left untouched."""
         artifact = validate_artifact(path, name, type)
         with self._lock:
-            run = self._resolve(run_id)
-            if self.config.log_artifacts:
-                self._record_artifact(run, artifact)
+            self._core_artifact(self._resolve(run_id), artifact)
 
     def log_experiment_result(
         self, result: Any, prefix: str = "", *, run_id: str | None = None
     ) -> None:
         """Log an ExperimentResult (or any object shaped like one): one metrics and one
-        params call, every name prefixed with ``prefix`` as given."""
+        params call, every name prefixed with ``prefix`` as given. Both are validated before
+        either is logged."""
         metrics, params = flatten_experiment_result(result, prefix)
+        clean_metrics = validate_metrics(metrics)
+        clean_params = validate_params(params, self.config.redact_patterns)
         with self._lock:
-            self.log_metrics(metrics, run_id=run_id)
-            if params:
-                self.log_params(params, run_id=run_id)
+            run = self._resolve(run_id)
+            if clean_metrics:
+                self._core_metrics(run, clean_metrics, None, utc_now().timestamp())
+            if clean_params:
+                self._core_params(run, clean_params)
 
-    # -- context manager --------------------------------------------------------------------
+    # -- context manager ----------------------------------------------------------------------
 
     def __enter__(self) -> ExperimentTracker[RunT]:
         self._context_runs.append(self.start_run(run_name=self.config.experiment_name))
@@ -267,115 +391,50 @@ class ExperimentTracker(ABC, Generic[RunT]):
                 stacklevel=2,
             )
 
-    # -- backend interface ------------------------------------------------------------------
 
-    @abstractmethod
-    def _open_run(self, name: str, run_id: str | None, parent: RunT | None) -> RunT:
-        """Create (or resume, when ``run_id`` names an existing run) a run and return it."""
+# -- the extras, as types ---------------------------------------------------------------------
 
-    @abstractmethod
-    def _record_metrics(
-        self, run: RunT, metrics: dict[str, float], step: int, timestamp: float
-    ) -> None:
-        """Record finite or non-finite floats under already-sanitised keys."""
 
-    @abstractmethod
-    def _record_params(self, run: RunT, params: dict[str, Any]) -> None:
-        """Record plain-JSON param values under already-sanitised keys."""
+class TableLogger(Protocol):
+    def log_table(
+        self, name: str, rows: Any, columns: Any = None, *, run_id: str | None = None
+    ) -> None: ...
 
-    @abstractmethod
-    def _record_artifact(self, run: RunT, artifact: Artifact) -> None:
-        """Copy or upload ``artifact.source`` under ``artifact.name``."""
 
-    @abstractmethod
-    def _close_run(self, run: RunT, status: str, ended_at: datetime) -> None:
-        """Flush and finish a run with one of RUN_STATUSES."""
+class HistogramLogger(Protocol):
+    def log_histogram(
+        self, tag: str, values: Any, step: int | None = None, *, run_id: str | None = None
+    ) -> None: ...
 
-    # -- helpers ----------------------------------------------------------------------------
 
-    def _active_or_none(self) -> RunT | None:
-        return next(reversed(self._runs.values()), None)
+class StepLister(Protocol):
+    def metric_steps(self, run_id: str) -> dict[str, set[int]]: ...
 
-    def _open(self, run_id: str) -> RunT:
-        try:
-            return self._runs[run_id]
-        except KeyError:
-            raise RuntimeError(f"no open run with id {run_id!r} in {type(self).__name__}") from None
 
-    def _resolve(self, run_id: str | None) -> RunT:
-        if run_id is not None:
-            return self._open(run_id)
-        run = self._active_or_none()
-        if run is None:
-            raise RuntimeError(f"{type(self).__name__} has no active run; call start_run() first")
-        return run
+class RunFinder(Protocol):
+    def find_run(self, name: str, parent_run_id: str | None, started_after: datetime) -> str | None:
+        """The id of a run still open (never ended) with this name and parent, started no
+        earlier than ``started_after``: one whose creation was in doubt. None if none."""
+
+
+def table_logger(tracker: ExperimentTracker[Any]) -> TableLogger | None:
+    """``tracker`` as a TableLogger when it declares LOG_TABLE, else None."""
+    return cast(TableLogger, tracker) if LOG_TABLE in tracker.capabilities else None
+
+
+def histogram_logger(tracker: ExperimentTracker[Any]) -> HistogramLogger | None:
+    return cast(HistogramLogger, tracker) if LOG_HISTOGRAM in tracker.capabilities else None
+
+
+def step_lister(tracker: ExperimentTracker[Any]) -> StepLister | None:
+    return cast(StepLister, tracker) if METRIC_STEPS in tracker.capabilities else None
+
+
+def run_finder(tracker: ExperimentTracker[Any]) -> RunFinder | None:
+    return cast(RunFinder, tracker) if FIND_RUN in tracker.capabilities else None
 
 
 # -- validation shared by every backend -------------------------------------------------------
-
-
-class _CheckedMetrics(dict[str, float]):
-    """Metrics a tracker has validated. A tracker that wraps trackers (MultiTracker,
-    SpoolingTracker) hands them on as they are, and the wrapped one does not check them again:
-    with a spool that was four validations of every call. Never leaves the trackers."""
-
-    __slots__ = ()
-
-
-class _CheckedParams(dict[str, Any]):
-    """Params a tracker has validated and redacted with ``patterns`` (see _CheckedMetrics);
-    a tracker with other redaction patterns checks them again."""
-
-    __slots__ = ("patterns",)
-
-    def __init__(self, params: dict[str, Any], patterns: frozenset[str]) -> None:
-        super().__init__(params)
-        self.patterns = patterns
-
-
-def sanitize_key(key: Any) -> str:
-    """Map a metric or param name to the portable alphabet every backend accepts.
-
-    Characters outside letters, digits, ``_ - . : /`` and space become ``_``; repeated
-    slashes collapse; leading and trailing slashes go; ``..`` becomes ``_``, and so does a
-    path segment that is just ``.``; names over 250 characters are shortened with a hash of
-    the full name so they stay distinct. MLflow treats names as paths and rejects any name
-    that a path normalisation would change, hence the slash and dot rules.
-    """
-    if not isinstance(key, str):
-        raise TypeError(f"metric and param names must be strings, got {type(key).__name__}")
-    if _is_clean_key(key):
-        return key
-    clean = _KEY_FORBIDDEN.sub("_", key.strip())
-    clean = re.sub(r"/{2,}", "/", clean).strip("/")
-    clean = re.sub(r"\.{2,}", "_", clean)
-    clean = "/".join("_" if part == "." else part for part in clean.split("/"))
-    if not clean:
-        raise ValueError(f"metric and param names must not be empty (got {key!r})")
-    if len(clean) > _KEY_MAX_LENGTH:
-        import hashlib
-
-        digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:10]
-        clean = f"{clean[: _KEY_MAX_LENGTH - 11]}-{digest}"
-    return clean
-
-
-def _is_clean_key(key: str) -> bool:
-    """True when sanitize_key would return ``key`` unchanged (most names; checked without the
-    regular-expression rewrites, as every logged name is checked at least once)."""
-    return (
-        0 < len(key) <= _KEY_MAX_LENGTH
-        and _KEY_FORBIDDEN.search(key) is None
-        and key.strip() == key
-        and key[0] != "/"
-        and key[-1] != "/"
-        and "//" not in key
-        and ".." not in key
-        and key != "."
-        and not key.startswith("./")
-        and not key.endswith("/.")
-        and "/./" not in key
-    )
 
 
 def metric_value(key: str, value: Any) -> float:
@@ -428,6 +487,16 @@ def _spell_non_finite(value: Any) -> Any:
     return value
 
 
+def check_step(step: Any) -> None:
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
+        raise TypeError(f"step must be a non-negative int, got {step!r}")
+
+
+def check_status(status: Any) -> None:
+    if status not in RUN_STATUSES:
+        raise ValueError(f"status must be one of {', '.join(RUN_STATUSES)}; got {status!r}")
+
+
 def validate_artifact(path: Any, name: str | None, type: str | None) -> Artifact:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"artifact path must be a str or PathLike, got {type_name(path)}")
@@ -435,17 +504,6 @@ def validate_artifact(path: Any, name: str | None, type: str | None) -> Artifact
     if not source.exists():
         raise FileNotFoundError(f"artifact not found: {os.fspath(path)}")
     return Artifact(source=source, name=safe_relative_name(name or source.name), type=type or "file")
-
-
-def safe_relative_name(name: Any) -> str:
-    """An artifact or run name that stays inside its directory: relative, no ``..``."""
-    if not isinstance(name, str):
-        raise TypeError(f"artifact name must be a string, got {type_name(name)}")
-    posix = PurePosixPath(name.replace("\\", "/"))
-    parts = [p for p in posix.parts if p not in ("", ".")]
-    if not parts or posix.is_absolute() or ".." in parts or re.match(r"^[A-Za-z]:", name):
-        raise ValueError(f"artifact name {name!r} must be a relative path without '..'")
-    return "/".join(parts)
 
 
 def type_name(value: Any) -> str:

@@ -4,44 +4,42 @@ Layout (the reference layout, plus ``journal.jsonl`` and ``children/``)::
 
     <output_dir>/<project>/<run_id>/
         metadata.json      written when the run starts
-        journal.jsonl      one line per logging call, flushed before the call returns
+        journal.jsonl      one line per logging call, on disk before the call returns
         metrics.json  params.json  artifacts.json  final_state.json   written at end_run
         artifacts/<name>   copied when log_artifact is called
         children/<child run id>/   nested runs, same layout
 
-The four end-of-run files are rebuilt from the journal and replaced atomically, so a run whose
-process was killed can still be read back completely with :meth:`LocalFileTracker.load_run`
-(its status is then ``running``). Non-finite metric values are written as the strings
-``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` and read back as floats.
+The four end-of-run files are rebuilt from the journal (see :mod:`.journal`) in one pass and
+replaced atomically, so a run whose process was killed can still be read back completely with
+:meth:`LocalFileTracker.load_run` (its status is then ``running``). An open run holds no file
+open, so any number of runs may be open at once. Non-finite metric values are written as the
+strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` and read back as floats.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-import re
 import shutil
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from .base import Artifact, ExperimentTracker, Run
 from .config import TrackingConfig
-
-JOURNAL = "journal.jsonl"
-_UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9._\-]+")
-_MAX_ID_LENGTH = 120
-_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+from .journal import JOURNAL as JOURNAL
+from .journal import ArtifactEntry, JournalWriter, MetricsEntry, ParamsEntry, summarize
+from .journal import decode_float as decode_float
+from .journal import materialize as materialize
+from .journal import write_json_atomic as write_json_atomic
+from .names import safe_id as safe_id
 
 
 @dataclass(eq=False, kw_only=True)
 class LocalRun(Run):
     path: Path
-    journal: IO[str]
+    journal: JournalWriter
 
 
 class LocalFileTracker(ExperimentTracker[LocalRun]):
@@ -69,12 +67,13 @@ class LocalFileTracker(ExperimentTracker[LocalRun]):
             if any(r.path == existing for r in self._runs.values()):
                 raise RuntimeError(f"run {existing.name!r} is already open in this tracker")
             return self._resume(existing, name, parent)
-        path = claim_directory(base, safe_id(run_id or name))
+        # Ids stay unique among open runs, nested ones under other parents included.
+        taken = frozenset(open_id.casefold() for open_id in self._runs)
+        path = claim_directory(base, safe_id(run_id or name), reserved=taken)
         (path / "artifacts").mkdir()
-        run = LocalRun(
-            run_id=path.name, name=name, parent=parent, path=path,
-            journal=open(path / JOURNAL, "a", encoding="utf-8"),
-        )
+        (path / JOURNAL).touch()  # a run that never logs is still a run to find and replay
+        run = LocalRun(run_id=path.name, name=name, parent=parent, path=path,
+                       journal=JournalWriter(path / JOURNAL))
         metadata: dict[str, Any] = {
             "run_id": run.run_id,
             "run_name": name,
@@ -95,56 +94,48 @@ class LocalFileTracker(ExperimentTracker[LocalRun]):
         started = metadata.get("started_at")
         run = LocalRun(
             run_id=path.name, name=metadata.get("run_name", name), parent=parent, path=path,
-            journal=open(path / JOURNAL, "a", encoding="utf-8"),
+            journal=JournalWriter(path / JOURNAL),
         )
-        if not _ends_with_newline(path / JOURNAL):
-            # A kill mid-write left half a line: end it, or the next entry would be glued to
-            # it and lost with it.
-            run.journal.write("\n")
-            run.journal.flush()
         if started:
             run.started_at = datetime.fromisoformat(started)
-        run.last_step = max((e["step"] for e in journal_entries(path, "metrics")), default=-1)
+        run.last_step = summarize(path).last_step
         return run
 
     def _record_metrics(
         self, run: LocalRun, metrics: dict[str, float], step: int, timestamp: float
     ) -> None:
-        when = datetime.fromtimestamp(timestamp, timezone.utc).isoformat()
-        self._append(run, {"kind": "metrics", "step": step, "timestamp": when,
-                           "metrics": {k: _encode_float(v) for k, v in metrics.items()}})
+        run.journal.append(MetricsEntry.at(step, metrics, timestamp))
 
     def _record_params(self, run: LocalRun, params: dict[str, Any]) -> None:
-        self._append(run, {"kind": "params", "params": params})
+        run.journal.append(ParamsEntry(params))
 
     def _record_artifact(self, run: LocalRun, artifact: Artifact) -> None:
-        root = run.path / "artifacts"
-        target = free_path(root / artifact.name)
-        # The name is already free of "..", but a directory copied earlier may hold a link
-        # that points outside: never write through one.
-        if not target.parent.resolve().is_relative_to(root.resolve()):
-            raise ValueError(f"artifact name {artifact.name!r} leads outside {root}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if artifact.source.is_dir():
-            # Links inside a directory are copied as links: their targets may lie outside it.
-            shutil.copytree(artifact.source, target, symlinks=True)
-        else:
-            shutil.copy2(artifact.source, target)
-        self._append(run, {
-            "kind": "artifact",
-            "name": artifact.name,
-            "type": artifact.type,
-            "path": str(target),
-            "original_path": str(artifact.source),
-        })
+        self.keep_artifact(run, artifact)
+
+    def keep_artifact(self, run: LocalRun, artifact: Artifact) -> ArtifactEntry:
+        """Copy ``artifact`` into ``run`` and journal it; return the entry, which names the
+        copy. For trackers that wrap this one (the spool delivers the copy, which cannot
+        change under it)."""
+        with self._lock:
+            root = run.path / "artifacts"
+            target = free_path(root / artifact.name)
+            # The name is already free of "..", but a directory copied earlier may hold a link
+            # that points outside: never write through one.
+            if not target.parent.resolve().is_relative_to(root.resolve()):
+                raise ValueError(f"artifact name {artifact.name!r} leads outside {root}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if artifact.source.is_dir():
+                # Links inside a directory are copied as links: their targets may lie outside.
+                shutil.copytree(artifact.source, target, symlinks=True)
+            else:
+                shutil.copy2(artifact.source, target)
+            entry = ArtifactEntry(name=artifact.name, type=artifact.type, path=str(target),
+                                  original_path=str(artifact.source))
+            run.journal.append(entry)
+            return entry
 
     def _close_run(self, run: LocalRun, status: str, ended_at: datetime) -> None:
-        run.journal.close()
         materialize(run.path, {"status": status, "ended_at": ended_at.isoformat()})
-
-    def _append(self, run: LocalRun, entry: dict[str, Any]) -> None:
-        run.journal.write(json.dumps(entry, default=str, allow_nan=False) + "\n")
-        run.journal.flush()
 
     # -- reading runs back ------------------------------------------------------------------
 
@@ -179,12 +170,6 @@ class LocalFileTracker(ExperimentTracker[LocalRun]):
 # -- run directories ---------------------------------------------------------------------------
 
 
-def safe_id(text: str) -> str:
-    """A filesystem-safe, non-escaping directory name for a run id or project."""
-    clean = _UNSAFE_ID_CHARS.sub("_", text).strip("._") or "run"
-    return clean[:_MAX_ID_LENGTH]
-
-
 def claim_directory(base: Path, name: str, reserved: frozenset[str] = frozenset()) -> Path:
     """Create ``base/name`` or, if taken, ``base/name_2``, ``_3``...: never reuse a run's directory.
 
@@ -215,105 +200,28 @@ def free_path(path: Path) -> Path:
     raise RuntimeError(f"no free artifact name near {path}")
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temp file, fsync and rename: readers see old or new, never half."""
-    with tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
-    ) as handle:
-        json.dump(data, handle, indent=2, default=str, allow_nan=False)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(handle.name, path)
-
-
-def materialize(run_dir: Path, final_state: dict[str, Any] | None) -> None:
-    """Rebuild the end-of-run files of ``run_dir`` from its journal (streamed: memory stays
-    flat however long the run). ``final_state`` None leaves the run looking unfinished."""
-    state = _replay(run_dir)
-    with tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=run_dir, prefix=".metrics.json.", delete=False
-    ) as handle:
-        handle.write("[")
-        for n, entry in enumerate(journal_entries(run_dir, "metrics")):
-            handle.write(",\n  " if n else "\n  ")
-            del entry["kind"]
-            handle.write(json.dumps(entry, allow_nan=False))
-        handle.write("\n]\n" if state.metrics_count else "]\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(handle.name, run_dir / "metrics.json")
-    write_json_atomic(run_dir / "params.json", state.params)
-    write_json_atomic(run_dir / "artifacts.json", state.artifacts)
-    if final_state is not None:
-        write_json_atomic(
-            run_dir / "final_state.json",
-            {**final_state, "total_steps": state.last_step + 1, "metrics_count": state.metrics_count},
-        )
-
-
-@dataclass
-class _Replayed:
-    params: dict[str, Any]
-    artifacts: list[dict[str, Any]]
-    metrics_count: int
-    last_step: int
-
-
-def _replay(run_dir: Path) -> _Replayed:
-    state = _Replayed(params={}, artifacts=[], metrics_count=0, last_step=-1)
-    for entry in journal_entries(run_dir):
-        kind = entry.get("kind")
-        if kind == "metrics":
-            state.metrics_count += 1
-            state.last_step = max(state.last_step, entry["step"])
-        elif kind == "params":
-            state.params.update(entry["params"])
-        elif kind == "artifact":
-            state.artifacts.append({k: entry[k] for k in ("name", "type", "path", "original_path")})
-    return state
-
-
-def journal_entries(run_dir: Path, kind: str | None = None) -> Iterator[dict[str, Any]]:
-    try:
-        handle = open(run_dir / JOURNAL, encoding="utf-8")
-    except FileNotFoundError:
-        return
-    with handle:
-        for line in handle:
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a kill mid-write; every complete line counts
-            if kind is None or entry.get("kind") == kind:
-                yield entry
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        if handle.seek(0, os.SEEK_END) == 0:
-            return True
-        handle.seek(-1, os.SEEK_END)
-        return handle.read(1) == b"\n"
-
-
 def load_run_dir(run_dir: Path) -> dict[str, Any]:
-    """Read any run directory back; a run that never ended is rebuilt from its journal."""
+    """Read any run directory back; a run that never ended is rebuilt from its journal.
+
+    Besides the five files (``metadata``, ``metrics``, ``params``, ``artifacts``,
+    ``final_state``) and ``children``, ``journal_skipped_lines`` lists the journal lines that
+    held no readable entry (a write torn by a kill or a full disk), empty when none.
+    """
     if not (run_dir / "metadata.json").is_file():
         raise FileNotFoundError(f"not a run directory: {run_dir}")
     final_state = _read_json(run_dir / "final_state.json")
     if final_state is None:
-        state = _replay(run_dir)
         metrics: list[dict[str, Any]] = []
-        for entry in journal_entries(run_dir, "metrics"):
-            del entry["kind"]
-            metrics.append(entry)
-        params, artifacts = state.params, state.artifacts
+        summary = summarize(run_dir, lambda entry: metrics.append(entry.record()))
+        params, artifacts = summary.params, summary.artifacts
+        skipped = summary.skipped_lines
         final_state = {"status": "running", "ended_at": None,
-                       "total_steps": state.last_step + 1, "metrics_count": state.metrics_count}
+                       "total_steps": summary.last_step + 1, "metrics_count": summary.metrics_count}
     else:
         metrics = _read_json(run_dir / "metrics.json") or []
         params = _read_json(run_dir / "params.json") or {}
         artifacts = _read_json(run_dir / "artifacts.json") or []
+        skipped = list(final_state.get("journal_skipped_lines", []))
     for entry in metrics:
         entry["metrics"] = {k: decode_float(v) for k, v in entry["metrics"].items()}
     children = run_dir / "children"
@@ -324,6 +232,7 @@ def load_run_dir(run_dir: Path) -> dict[str, Any]:
         "artifacts": artifacts,
         "final_state": final_state,
         "children": sorted(p.name for p in children.iterdir()) if children.is_dir() else [],
+        "journal_skipped_lines": skipped,
     }
 
 
@@ -333,16 +242,3 @@ def _read_json(path: Path) -> Any:
             return json.load(handle)
     except FileNotFoundError:
         return None
-
-
-def _encode_float(value: float) -> float | str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
-
-
-def decode_float(value: Any) -> Any:
-    """A journal's metric value back as a float: the strings written for NaN and infinities."""
-    return _NON_FINITE.get(value, value) if isinstance(value, str) else value

@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .base import ExperimentTracker
+from .base import ExperimentTracker, RunFinder, run_finder, step_lister
 from .config import TrackingConfig
-from .local import decode_float, journal_entries, load_run_dir
+from .journal import JOURNAL, ArtifactEntry, JournalReader, MetricsEntry, ParamsEntry, dispatch
 from .spool import read_sync_state, sync_key, write_sync_state
 
 
@@ -29,10 +30,18 @@ class SyncReport:
     entries: int = 0
     missing_artifacts: list[str] = field(default_factory=list)
     locations: list[str] = field(default_factory=list)
+    #: Journal lines that held no readable entry, by journal file (1-based line numbers).
+    skipped_lines: dict[str, list[int]] = field(default_factory=dict)
 
     def summary(self) -> str:
-        return (f"{len(self.created)} run(s) created, {len(self.resumed)} resumed, "
+        text = (f"{len(self.created)} run(s) created, {len(self.resumed)} resumed, "
                 f"{self.up_to_date} already up to date; {self.entries} call(s) replayed")
+        skipped = sum(len(lines) for lines in self.skipped_lines.values())
+        if skipped:
+            where = "; ".join(f"{path} line(s) {', '.join(map(str, lines))}"
+                              for path, lines in self.skipped_lines.items())
+            text += f"; {skipped} unreadable journal line(s) skipped ({where})"
+        return text
 
 
 def find_runs(source: Path) -> list[Path]:
@@ -55,7 +64,7 @@ def sync_runs(
         raise FileNotFoundError(f"no run found in {source}")
     report = SyncReport()
     for run_dir in runs:
-        metadata = _metadata(run_dir)
+        metadata = _read_json(run_dir / "metadata.json")
         target = make_target(TrackingConfig(
             project=metadata.get("project") or "insideLLMs",
             tags=list(metadata.get("tags") or []), notes=metadata.get("notes")))
@@ -66,9 +75,7 @@ def sync_runs(
                 report.locations.append(target.run_location(remote) or remote)
         finally:
             target.end_all_runs("killed")  # only if a failure left something open
-            close = getattr(target, "close", None)
-            if callable(close):
-                close()
+            target.close()
     return report
 
 
@@ -76,77 +83,119 @@ def _sync(target: ExperimentTracker[Any], key: str, run_dir: Path, parent: str |
           report: SyncReport) -> str | None:
     """Replay one run and its children; returns the destination's run id."""
     if _complete(run_dir, key):
-        report.up_to_date += sum(1 for _ in run_dir.glob("**/journal.jsonl"))
+        report.up_to_date += sum(1 for _ in run_dir.glob(f"**/{JOURNAL}"))
         return str(read_sync_state(run_dir)[key]["run_id"])
     state = read_sync_state(run_dir).get(key, {})
-    data = load_run_dir(run_dir)
     known = state.get("run_id")
-    run_id = target.start_run(data["metadata"]["run_name"], run_id=known, parent_run_id=parent)
+    metadata = _read_json(run_dir / "metadata.json")
+    name = metadata["run_name"]
+    if known is None and state.get("start_in_doubt"):
+        finder = _finder(target)
+        if finder is not None:
+            known = finder.find_run(name, parent, datetime.fromisoformat(metadata["started_at"]))
+    run_id = target.start_run(name, run_id=known, parent_run_id=parent)
     (report.resumed if known else report.created).append(run_id)
     write_sync_state(run_dir, key, run_id=run_id)  # a sync cut short resumes this same run
 
     delivered = int(state.get("delivered", 0))
-    have = _steps_already_there(target, run_id)
+    lister = step_lister(target)
+    sink = _TargetSink(target, run_id, lister.metric_steps(run_id) if lister else {}, report)
+    reader = JournalReader(run_dir / JOURNAL)
     count = 0
-    for count, entry in enumerate(journal_entries(run_dir), start=1):
-        if count <= delivered:
-            continue
-        _replay(target, run_id, entry, have, report)
-        report.entries += 1
+    for count, entry in enumerate(reader, start=1):
+        if count > delivered:
+            dispatch(entry, sink)
+            report.entries += 1
+    if reader.skipped_lines:
+        report.skipped_lines[str(reader.path)] = reader.skipped_lines
     target.flush()
     write_sync_state(run_dir, key, delivered=count)
 
-    for child in data["children"]:
-        _sync(target, key, run_dir / "children" / child, run_id, report)
-    status = data["final_state"]["status"]
-    status = "killed" if status == "running" else status
+    children = run_dir / "children"
+    for child in sorted(children.iterdir()) if children.is_dir() else ():
+        if _is_run(child):
+            _sync(target, key, child, run_id, report)
+    final_state = _read_json(run_dir / "final_state.json") or {}
+    status = final_state.get("status", "killed")  # a run that never ended was killed
     target.end_run(status, run_id=run_id)
     write_sync_state(run_dir, key, ended=True, status=status)
     return run_id
 
 
-def _replay(target: ExperimentTracker[Any], run_id: str, entry: dict[str, Any],
-            have: dict[str, set[int]], report: SyncReport) -> None:
-    kind = entry.get("kind")
-    if kind == "metrics":
-        step = int(entry["step"])
-        metrics = {k: decode_float(v) for k, v in entry["metrics"].items() if step not in have.get(k, ())}
+class _TargetSink:
+    """Replays journal entries into one run of the destination; metric points it already
+    has (``have``: steps by key) are skipped."""
+
+    def __init__(self, target: ExperimentTracker[Any], run_id: str,
+                 have: dict[str, set[int]], report: SyncReport) -> None:
+        self.target, self.run_id, self.have, self.report = target, run_id, have, report
+
+    def on_metrics(self, entry: MetricsEntry) -> None:
+        metrics = {k: v for k, v in entry.metrics.items() if entry.step not in self.have.get(k, ())}
         if metrics:
-            target.log_metrics(metrics, step, run_id=run_id)
-    elif kind == "params":
-        target.log_params(entry["params"], run_id=run_id)
-    elif kind == "artifact":
-        path = Path(entry["path"])
+            self.target.log_metrics(metrics, entry.step, run_id=self.run_id)
+
+    def on_params(self, entry: ParamsEntry) -> None:
+        self.target.log_params(entry.params, run_id=self.run_id)
+
+    def on_artifact(self, entry: ArtifactEntry) -> None:
+        path = Path(entry.path)
         if path.exists():
-            target.log_artifact(path, entry["name"], entry["type"], run_id=run_id)
+            self.target.log_artifact(path, entry.name, entry.type, run_id=self.run_id)
         else:
-            report.missing_artifacts.append(str(path))
+            self.report.missing_artifacts.append(str(path))
 
 
-def _steps_already_there(target: ExperimentTracker[Any], run_id: str) -> dict[str, set[int]]:
-    lookup = getattr(target, "metric_steps", None)
-    if not callable(lookup):
-        return {}
-    steps: dict[str, set[int]] = lookup(run_id)
-    return steps
+def _finder(target: ExperimentTracker[Any]) -> RunFinder | None:
+    """Who can tell whether a run whose creation was in doubt exists in ``target``."""
+    finder = run_finder(target)
+    if finder is None:
+        from .mlflow import MLflowTracker  # the module imports no SDK
+
+        if isinstance(target, MLflowTracker):
+            return _MlflowRunFinder(target)
+    return finder
+
+
+class _MlflowRunFinder:
+    """``find_run`` for MLflowTracker through its public client (until it declares FIND_RUN
+    itself): a run still RUNNING, with this name and parent, started after ``started_after``."""
+
+    def __init__(self, tracker: Any) -> None:
+        self.tracker = tracker
+
+    def find_run(self, name: str, parent_run_id: str | None, started_after: datetime) -> str | None:
+        if parent_run_id is not None:
+            query = f"tags.mlflow.parentRunId = '{parent_run_id}'"
+        else:
+            quote = next((q for q in ("'", '"') if q not in name), None)
+            query = "" if quote is None else f"attributes.run_name = {quote}{name}{quote}"
+        since = int(started_after.timestamp() * 1000)
+        found = [run for run in self.tracker.client.search_runs(
+                     [self.tracker.experiment_id], filter_string=query)
+                 if run.info.run_name == name and run.info.status == "RUNNING"
+                 and run.info.start_time >= since
+                 and run.data.tags.get("mlflow.parentRunId") == parent_run_id]
+        newest = max(found, key=lambda run: run.info.start_time, default=None)
+        return None if newest is None else str(newest.info.run_id)
 
 
 def _complete(run_dir: Path, key: str) -> bool:
     state = read_sync_state(run_dir).get(key, {})
     if not state.get("ended") or not state.get("run_id"):
         return False
-    entries = sum(1 for _ in journal_entries(run_dir))
-    if int(state.get("delivered", 0)) < entries:
+    if int(state.get("delivered", 0)) < sum(1 for _ in JournalReader(run_dir / JOURNAL)):
         return False
     children = run_dir / "children"
     return not children.is_dir() or all(_complete(c, key) for c in children.iterdir() if c.is_dir())
 
 
 def _is_run(path: Path) -> bool:
-    return (path / "metadata.json").is_file() and (path / "journal.jsonl").is_file()
+    return (path / "metadata.json").is_file() and (path / JOURNAL).is_file()
 
 
-def _metadata(run_dir: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((run_dir / "metadata.json").read_text("utf-8"))
-    return data
-
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return None

@@ -1,0 +1,382 @@
+"""The run journal: one JSON line per logging call, the only file a run writes while open.
+
+Used by the local backend (its runs), the spool (what a remote backend has not had yet) and
+``sync`` (replaying either). Everything that touches the format is here:
+
+* :class:`JournalWriter` appends one entry per call, opening the file for that one write and
+  closing it again, so an open run holds no file descriptor (a session may hold hundreds of
+  runs open). The bytes are with the OS before ``append`` returns. A write that fails part way
+  (a full disk) is rolled back; if even that fails, the next entry starts on a fresh line, so a
+  torn line never swallows the entry after it.
+* :class:`JournalReader` streams entries back, splitting on newlines only. A line that is not
+  a well-formed entry (torn, corrupted, binary garbage) is skipped, and its number kept in
+  :attr:`JournalReader.skipped_lines`.
+* :func:`dispatch` is the one replay dispatcher: it hands an entry to the matching method of a
+  :class:`JournalSink`.
+* :func:`materialize` rebuilds a run's end-of-run files in a single pass over the journal.
+
+Non-finite metric values are written as the strings ``"NaN"``, ``"Infinity"`` and
+``"-Infinity"`` (the files stay standard JSON) and read back as floats.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any, Final, Protocol
+
+JOURNAL: Final = "journal.jsonl"
+_NON_FINITE: Final = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+#: Built once: json.dumps with options builds an encoder per call, a third of an append.
+_ENCODER: Final = json.JSONEncoder(default=str, allow_nan=False)
+_APPEND_FLAGS: Final = (os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
+                        | getattr(os, "O_CLOEXEC", 0))
+
+
+# -- entries -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricsEntry:
+    """One ``log_metrics`` call. ``when`` is the ISO 8601 UTC time, as the journal keeps it."""
+
+    step: int
+    metrics: dict[str, float]
+    when: str
+
+    @classmethod
+    def at(cls, step: int, metrics: dict[str, float], timestamp: float) -> MetricsEntry:
+        return cls(step, metrics, datetime.fromtimestamp(timestamp, timezone.utc).isoformat())
+
+    @property
+    def timestamp(self) -> float:
+        return datetime.fromisoformat(self.when).timestamp()
+
+    def record(self) -> dict[str, Any]:
+        """The entry as ``metrics.json`` lists it (non-finite values spelled as strings)."""
+        return {"step": self.step, "timestamp": self.when,
+                "metrics": {k: encode_float(v) for k, v in self.metrics.items()}}
+
+
+@dataclass(frozen=True)
+class ParamsEntry:
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ArtifactEntry:
+    """An artifact as the run kept it: ``path`` is the run's own copy of ``original_path``."""
+
+    name: str
+    type: str
+    path: str
+    original_path: str
+
+    def record(self) -> dict[str, str]:
+        return {"name": self.name, "type": self.type, "path": self.path,
+                "original_path": self.original_path}
+
+
+JournalEntry = MetricsEntry | ParamsEntry | ArtifactEntry
+
+
+def encode_entry(entry: JournalEntry) -> bytes:
+    """One journal line, newline included."""
+    if isinstance(entry, MetricsEntry):
+        data: dict[str, Any] = {
+            "kind": "metrics", "step": entry.step, "timestamp": entry.when,
+            "metrics": {k: encode_float(v) for k, v in entry.metrics.items()}}
+    elif isinstance(entry, ParamsEntry):
+        data = {"kind": "params", "params": entry.params}
+    else:
+        data = {"kind": "artifact", **entry.record()}
+    return (_ENCODER.encode(data) + "\n").encode("utf-8")
+
+
+def decode_entry(line: bytes) -> JournalEntry | None:
+    """The entry a journal line holds, or None when it holds none (torn, corrupted)."""
+    try:
+        data = json.loads(line.decode("utf-8"))
+        kind = data["kind"]
+        if kind == "metrics":
+            step, when, metrics = data["step"], data["timestamp"], data["metrics"]
+            if type(step) is not int or not isinstance(when, str) or not isinstance(metrics, dict):
+                return None
+            values = {str(k): float(decode_float(v)) for k, v in metrics.items()}
+            return MetricsEntry(step, values, when)
+        if kind == "params":
+            return ParamsEntry(data["params"]) if isinstance(data["params"], dict) else None
+        if kind == "artifact":
+            fields = [data[k] for k in ("name", "type", "path", "original_path")]
+            return ArtifactEntry(*fields) if all(isinstance(f, str) for f in fields) else None
+    except (ValueError, TypeError, KeyError):  # JSON, UTF-8 and float errors are ValueErrors
+        return None
+    return None
+
+
+def encode_float(value: float) -> float | str:
+    if -math.inf < value < math.inf:
+        return value
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def decode_float(value: Any) -> Any:
+    """A journal's metric value back as a float: the strings written for NaN and infinities."""
+    return _NON_FINITE.get(value, value) if isinstance(value, str) else value
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+
+class AppendFile(Protocol):
+    """What the writer needs of a file opened for appending (a raw, unbuffered file)."""
+
+    def write(self, data: bytes, /) -> int | None: ...
+
+    def seek(self, offset: int, whence: int = ..., /) -> int: ...
+
+    def truncate(self, size: int | None = ..., /) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class _AppendFd:
+    """An unbuffered append-only file on a bare descriptor (half the cost of a FileIO)."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, _APPEND_FLAGS, 0o666)
+
+    def write(self, data: bytes, /) -> int:
+        return os.write(self.fd, data)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET, /) -> int:
+        return os.lseek(self.fd, offset, whence)
+
+    def truncate(self, size: int | None = None, /) -> int:
+        size = os.lseek(self.fd, 0, os.SEEK_CUR) if size is None else size
+        os.ftruncate(self.fd, size)
+        return size
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def open_append(path: Path) -> AppendFile:
+    return _AppendFd(path)
+
+
+class JournalWriter:
+    """Appends entries to one journal (see the module docstring for what a failure leaves)."""
+
+    #: How the file is opened for each append; a test may swap in a failing file.
+    opener: Callable[[Path], AppendFile] = staticmethod(open_append)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # A journal a killed process left with half a line: the next entry must not join it.
+        self._torn = not ends_with_newline(path)
+
+    def append(self, entry: JournalEntry) -> None:
+        data = encode_entry(entry)
+        if self._torn:
+            data = b"\n" + data
+        handle = type(self).opener(self.path)
+        written = 0
+        try:
+            while written < len(data):
+                written += handle.write(data[written:]) or 0
+        except OSError:
+            self._roll_back(handle, written)
+            raise
+        finally:
+            try:
+                handle.close()
+            except OSError:
+                self._torn = True  # what reached the disk is unknown
+                raise
+        self._torn = False
+
+    def _roll_back(self, handle: AppendFile, written: int) -> None:
+        """Cut off the part of a failed entry that was written; if that fails too, remember
+        the line is torn. Nothing written means nothing to undo."""
+        if written == 0:
+            return
+        try:
+            end = handle.seek(0, os.SEEK_END)
+            handle.truncate(end - written)
+        except OSError:
+            self._torn = True
+
+
+def ends_with_newline(path: Path) -> bool:
+    """True for a missing or empty file, or one whose last byte is a newline."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.seek(0, os.SEEK_END) == 0:
+                return True
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) == b"\n"
+    except FileNotFoundError:
+        return True
+
+
+# -- reading and replaying ---------------------------------------------------------------------
+
+
+class JournalReader:
+    """Streams the entries of a journal; a missing journal has none. Each pass resets
+    :attr:`skipped_lines`, the 1-based numbers of the lines that held no entry."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.skipped_lines: list[int] = []
+
+    @property
+    def skipped(self) -> int:
+        return len(self.skipped_lines)
+
+    def __iter__(self) -> Iterator[JournalEntry]:
+        self.skipped_lines = []
+        try:
+            handle = open(self.path, "rb")
+        except FileNotFoundError:
+            return
+        with handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue  # an empty line holds nothing to lose
+                entry = decode_entry(line)
+                if entry is None:
+                    self.skipped_lines.append(number)
+                else:
+                    yield entry
+
+
+class JournalSink(Protocol):
+    """Something entries are replayed into: a run's files, a tracker, a summary."""
+
+    def on_metrics(self, entry: MetricsEntry) -> None: ...
+
+    def on_params(self, entry: ParamsEntry) -> None: ...
+
+    def on_artifact(self, entry: ArtifactEntry) -> None: ...
+
+
+def dispatch(entry: JournalEntry, sink: JournalSink) -> None:
+    if isinstance(entry, MetricsEntry):
+        sink.on_metrics(entry)
+    elif isinstance(entry, ParamsEntry):
+        sink.on_params(entry)
+    else:
+        sink.on_artifact(entry)
+
+
+@dataclass
+class RunSummary:
+    """What a run's journal adds up to (metrics are streamed, not kept here)."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    artifacts: list[dict[str, str]] = field(default_factory=list)
+    metrics_count: int = 0
+    last_step: int = -1
+    skipped_lines: list[int] = field(default_factory=list)
+    on_point: Callable[[MetricsEntry], None] | None = None
+
+    def on_metrics(self, entry: MetricsEntry) -> None:
+        self.metrics_count += 1
+        self.last_step = max(self.last_step, entry.step)
+        if self.on_point is not None:
+            self.on_point(entry)
+
+    def on_params(self, entry: ParamsEntry) -> None:
+        self.params.update(entry.params)
+
+    def on_artifact(self, entry: ArtifactEntry) -> None:
+        self.artifacts.append(entry.record())
+
+
+def summarize(run_dir: Path, on_point: Callable[[MetricsEntry], None] | None = None) -> RunSummary:
+    """One pass over a run's journal; ``on_point`` sees every metrics entry in order."""
+    reader = JournalReader(run_dir / JOURNAL)
+    summary = RunSummary(on_point=on_point)
+    for entry in reader:
+        dispatch(entry, summary)
+    summary.skipped_lines = reader.skipped_lines
+    return summary
+
+
+def materialize(run_dir: Path, final_state: dict[str, Any] | None) -> RunSummary:
+    """Rebuild the end-of-run files of ``run_dir`` from its journal, in one streamed pass
+    (memory stays flat however long the run). ``final_state`` None leaves the run looking
+    unfinished. Skipped journal lines are named in ``final_state.json``."""
+    with _atomic_file(run_dir / "metrics.json") as handle:
+        handle.write("[")
+        separator = "\n  "
+
+        def write_point(entry: MetricsEntry) -> None:
+            nonlocal separator
+            handle.write(separator)
+            handle.write(_ENCODER.encode(entry.record()))
+            separator = ",\n  "
+
+        summary = summarize(run_dir, write_point)
+        handle.write("\n]\n" if summary.metrics_count else "]\n")
+    write_json_atomic(run_dir / "params.json", summary.params)
+    write_json_atomic(run_dir / "artifacts.json", summary.artifacts)
+    if final_state is not None:
+        state = {**final_state, "total_steps": summary.last_step + 1,
+                 "metrics_count": summary.metrics_count}
+        if summary.skipped_lines:
+            state["journal_skipped_lines"] = summary.skipped_lines
+        write_json_atomic(run_dir / "final_state.json", state)
+    return summary
+
+
+# -- whole files -------------------------------------------------------------------------------
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON through a temp file, fsync and rename: readers see old or new, never half."""
+    with _atomic_file(path) as handle:
+        json.dump(data, handle, indent=2, default=str, allow_nan=False)
+
+
+class _atomic_file:
+    """A temp file beside ``path``, fsynced and renamed over it when the block ends without
+    an error; removed otherwise."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> IO[str]:
+        self.handle = tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=self.path.parent, prefix=f".{self.path.name}.",
+            delete=False)
+        return self.handle
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        try:
+            if exc_type is None:
+                self.handle.flush()
+                os.fsync(self.handle.fileno())
+            self.handle.close()
+            if exc_type is None:
+                os.replace(self.handle.name, self.path)
+                return
+        except BaseException:
+            self.handle.close()
+            os.unlink(self.handle.name)
+            raise
+        os.unlink(self.handle.name)
