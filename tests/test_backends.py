@@ -182,6 +182,21 @@ def without_timing(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if not any(t in k for t in TIMING_KEYS)}
 
 
+def problem_line(result: pytest.RunResult, backend: str) -> str:
+    """The summary's problem line of ``backend`` (beside its location line)."""
+    lines = [line.strip() for line in result.stdout.lines
+             if line.startswith(f"  {backend}: ") and " problem(s), first: " in line]
+    assert len(lines) == 1, result.stdout.str()
+    return lines[0]
+
+
+def summary_line_of_location(result: pytest.RunResult, backend: str) -> str:
+    lines = [line.strip() for line in result.stdout.lines
+             if line.startswith(f"  {backend}: ") and " problem(s), first: " not in line]
+    assert len(lines) == 1, result.stdout.str()
+    return lines[0]
+
+
 def summary_line(result: pytest.RunResult, backend: str) -> str:
     lines = [line.strip() for line in result.stdout.lines if line.startswith(f"  {backend}: ")]
     assert len(lines) == 1, result.stdout.str()
@@ -405,13 +420,20 @@ def test_a_backend_that_cannot_start_changes_no_outcome_and_local_is_complete(
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     output = result.stdout.str()
     assert "INTERNALERROR" not in output
-    check_local(only_session(suite.path / "experiments"))
+    local = only_session(suite.path / "experiments")
+    check_local(local)
+    # A server down at the start is an outage like any other: every call is spooled, and
+    # the summary says how to replay it.
     problem = f"TrackingError: MLflow at {dead_mlflow}: cannot open experiment 'insideLLMs'"
-    assert summary_line(result, "mlflow").startswith(f"mlflow: 1 problem(s), first: {problem}")
-    warning = f"InsideLLMsTrackingWarning: insidellms tracking (mlflow): {problem}"
+    line = problem_line(result, "mlflow")
+    assert line.startswith(f"mlflow: 1 problem(s), first: mlflow failed ({problem}")
+    spool = suite.path / "experiments" / "spool" / "mlflow" / "insideLLMs"
+    assert line.endswith(f"replay with: python -m pytest_insidellms sync {spool} --to mlflow")
+    assert summary_line_of_location(result, "mlflow") == f"mlflow: {spool / local.run.name}"
+    assert (spool / local.run.name / "journal.jsonl").is_file()
+    warning = f"InsideLLMsTrackingWarning: mlflow failed: TrackingError('MLflow at {dead_mlflow}"
     # Under -W error the warning would crash pytest: the summary line is all that is left.
     assert (warning in output) is (our_warnings == "shown")
-    assert not (suite.path / "experiments" / "spool").exists()
 
 
 def test_track_strict_makes_a_backend_that_cannot_start_exit_with_a_usage_error(
@@ -422,10 +444,20 @@ def test_track_strict_makes_a_backend_that_cannot_start_exit_with_a_usage_error(
 
     result.assert_outcomes(passed=7)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert summary_line(result, "mlflow").startswith("mlflow: 1 problem(s), first: TrackingError")
+    assert problem_line(result, "mlflow").startswith(
+        "mlflow: 1 problem(s), first: mlflow failed (TrackingError")
     local = only_session(suite.path / "experiments")
     assert set(local.modules) == MODULES
     assert {run.status for run in (local.run, *local.modules.values())} == {"finished"}
+
+
+def test_track_strict_fails_the_session_also_when_its_only_backend_cannot_start(
+    suite: pytest.Pytester, dead_mlflow: str
+) -> None:
+    result = suite.runpytest("--track", "mlflow", "--track-strict", "--deselect", FAILING_CASE)
+    result.assert_outcomes(passed=7)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "replay with: python -m pytest_insidellms sync" in problem_line(result, "mlflow")
 
 
 # -- Ctrl-C ---------------------------------------------------------------------------------------
@@ -531,7 +563,7 @@ def test_credentials_of_an_unreachable_server_are_masked_in_warnings_and_summary
                              "-W", f"default::{OUR_WARNING}")
     result.assert_outcomes(passed=7, failed=1)
     shown = result.stdout.str() + result.stderr.str()
-    assert "InsideLLMsTrackingWarning: insidellms tracking (mlflow)" in shown
-    assert summary_line(result, "mlflow").startswith("mlflow: 1 problem(s), first: ")
+    assert "InsideLLMsTrackingWarning: mlflow failed" in shown
+    assert problem_line(result, "mlflow").startswith("mlflow: 1 problem(s), first: ")
     assert "ci-user:***REDACTED***@127.0.0.1" in shown
     assert "s3cret-pat-value" not in shown

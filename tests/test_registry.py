@@ -146,11 +146,13 @@ def test_session_trackers_of_remote_backends_are_spooled_under_the_track_dir(
     local = backend("local").session_tracker(tracking, tmp_path)
     assert type(local) is LocalFileTracker and local.output_dir == tmp_path
     spooled = backend("mlflow").session_tracker(tracking, tmp_path)
-    assert isinstance(spooled, SpoolingTracker) and isinstance(spooled.remote, MLflowTracker)
+    assert isinstance(spooled, SpoolingTracker)
     assert spooled.spool.output_dir == tmp_path / "spool" / "mlflow"
     run_id = spooled.start_run("session")
     spooled.log_metrics({"accuracy": 0.5}, run_id=run_id)
     spooled.end_run(run_id=run_id)
+    spooled.flush()
+    assert isinstance(spooled.remote, MLflowTracker)  # built on the delivery thread
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("p")
     assert experiment is not None

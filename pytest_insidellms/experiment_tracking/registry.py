@@ -127,13 +127,16 @@ class BackendSpec:
 
     def session_tracker(self, tracking: TrackingConfig, track_dir: Path) -> ExperimentTracker[Any]:
         """The tracker a tracked session writes through: built from :meth:`default_kwargs`,
-        behind a spool under ``track_dir`` if the backend is remote."""
-        tracker = self.create(**self.default_kwargs(tracking, track_dir))
+        behind a spool under ``track_dir`` if the backend is remote. A remote tracker is built
+        on the spool's delivery thread: a server that is down when the session starts is an
+        outage with every call spooled, not a backend lost for the session."""
+        kwargs = self.default_kwargs(tracking, track_dir)
         if not self.remote:
-            return tracker
+            return self.create(**kwargs)
         from .spool import SpoolingTracker
 
-        return SpoolingTracker(tracker, spool_dir(track_dir, self.name))
+        return SpoolingTracker(lambda: self.create(**kwargs), spool_dir(track_dir, self.name),
+                               backend_name=self.name, config=tracking)
 
     # -- settings -----------------------------------------------------------------------------
 

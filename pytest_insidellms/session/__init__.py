@@ -41,8 +41,8 @@ def start(config: pytest.Config, settings: Settings, warning: type[Warning],
     backends = Backends(config, settings, problems)
     hooks.usable = list(backends.names)
     tracked = TrackedSession(config, backends, problems)
-    assembler = CaseAssembler(config, [tracked], problems, hooks)
+    report = TrackingReport(config, tracked, problems)
+    assembler = CaseAssembler(config, [tracked, report], problems, hooks)
     config.pluginmanager.register(assembler, "insidellms-session")
-    config.pluginmanager.register(TrackingReport(config, tracked, problems),
-                                  "insidellms-report")
+    config.pluginmanager.register(report, "insidellms-report")
     return assembler

@@ -6,24 +6,34 @@ from typing import Any
 
 import pytest
 
+from ..cases import FinishedCase
+from ..wire import Event
 from .problems import ProblemSink
 from .tracking import TrackedSession
 
 
 class TrackingReport:
-    """A plugin object of its own, registered beside the assembler."""
+    """A plugin object of its own, registered beside the assembler, and its last consumer:
+    JUnit properties are added once the runs have ended (junitxml writes its file after)."""
 
     def __init__(self, config: pytest.Config, tracked: TrackedSession,
                  problems: ProblemSink) -> None:
         self.config = config
         self.tracked = tracked
         self.problems = problems
-        self._junit_done = False
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if not self._junit_done and self.tracked.session_run is not None:
-            self._junit_done = True
+    def on_events(self, module: str, nodeid: str, expected: int | None,
+                  events: list[Event]) -> None:
+        pass
+
+    def on_late_events(self, nodeid: str, events: list[Event]) -> None:
+        pass
+
+    def on_case(self, case: FinishedCase) -> None:
+        pass
+
+    def on_finish(self, *, killed: bool, internal_error: bool) -> None:
+        if self.tracked.session_run is not None:
             self._record_in_junit()
 
     def _record_in_junit(self) -> None:

@@ -87,7 +87,6 @@ class TrackedSession:
             return False
         self.tracker = tracker
         self._mark_track_dir()
-        self.locations = tracker.locations(self.session_run)
         params = session_params(self.config, __version__)
         for extra in self._hook("pytest_insidellms_session_params", config=self.config):
             params.update(extra or {})
@@ -214,6 +213,10 @@ class TrackedSession:
         for module in list(self._modules.values()):
             self._end_module(module, "killed" if killed else None)
         self._log_tally(self.session_run, self.tally)
+        # Read now, not when the session opened: a remote's location may wait for its
+        # delivery thread, which must never happen on a test's clock.
+        with self.problems.guard():
+            self.locations = self.tracker.locations(self.session_run)
         failed = self.tally.failing or internal_error
         status = "killed" if killed else ("failed" if failed else "finished")
         self._call(lambda t: t.end_run(status, run_id=self.session_run))
