@@ -147,3 +147,10 @@ def mlflow_server_fixture(scope: Any = "module") -> Callable[..., Iterator[Mlflo
             server.stop()
 
     return fixture
+
+
+def experiment_id(client: Any, name: str) -> str:
+    """The id of MLflow experiment ``name``, which must exist."""
+    experiment = client.get_experiment_by_name(name)
+    assert experiment is not None, f"no MLflow experiment {name!r}"
+    return str(experiment.experiment_id)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pytest
 from local_runs import RunView, SessionView, comparable, only_session
-from mlflow_server import MlflowServer, free_port, mlflow_server_fixture
+from mlflow_server import MlflowServer, experiment_id, free_port, mlflow_server_fixture
 from tensorboard_reader import read_run, run_ids
 from test_interrupt import _interrupt as interrupt
 from wandb_reader import WandbRunFile, read_runs
@@ -211,6 +211,7 @@ def mlflow_runs(
 ) -> dict[str, Any]:
     """Assert the experiment mirrors the local session; return its runs by name."""
     found = client.get_experiment_by_name(experiment)
+    assert found is not None
     assert found is not None, f"no MLflow experiment {experiment!r}"
     runs = client.search_runs([found.experiment_id])
     by_name = {run.info.run_name: run for run in runs}
@@ -479,7 +480,7 @@ def test_ctrl_c_ends_every_backends_session_and_module_runs_as_killed(
 
     client = MlflowClient(tracking_uri=embedded_uri(track_dir))
     mlflow = {r.info.run_name: r for r in client.search_runs(
-        [client.get_experiment_by_name(PROJECT).experiment_id])}
+        [experiment_id(client, PROJECT)])}
     assert sorted(mlflow) == sorted(names)
     assert {r.info.status for r in mlflow.values()} == {"KILLED"}
     assert mlflow[module].data.metrics["tests_passed"] == 3
@@ -523,7 +524,7 @@ def test_mlflow_server_mirrors_the_local_session_and_two_workers_give_the_same_r
     single, single_local = run_suite(
         suite, "--track", "local,mlflow", track_dir="single", project="single")
     single_runs = mlflow_runs(client, single_local, "single")
-    experiment = client.get_experiment_by_name("single").experiment_id
+    experiment = experiment_id(client, "single")
     session_id = single_runs[single_local.run.name].info.run_id
     assert summary_line(single, "mlflow") == (
         f"mlflow: {url}/#/experiments/{experiment}/runs/{session_id}")

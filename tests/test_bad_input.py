@@ -28,6 +28,11 @@ def _result(**changes: Any) -> Any:
     return result
 
 
+def _log_twice(tracker: Any, first: dict[str, Any], second: dict[str, Any]) -> None:
+    tracker.log_params(first)
+    tracker.log_params(second)
+
+
 def _score(**changes: Any) -> Any:
     return _result(score=ProbeScore(**changes))
 
@@ -44,21 +49,21 @@ REJECTED: list[tuple[str, Callable[[ExperimentTracker[Any], Path], Any], type[Ex
     ("metric value too large for a float", lambda t, d: t.log_metrics({"m": 10**400}), ValueError),
     ("metric name empty", lambda t, d: t.log_metrics({"": 1.0}), ValueError),
     ("metric name blank", lambda t, d: t.log_metrics({"   ": 1.0}), ValueError),
-    ("metric name int", lambda t, d: t.log_metrics({7: 1.0}), TypeError),
+    ("metric name int", lambda t, d: t.log_metrics({7: 1.0}), TypeError),  # type: ignore[dict-item]
     ("metric name only slashes", lambda t, d: t.log_metrics({"//": 1.0}), ValueError),
-    ("metrics not a mapping", lambda t, d: t.log_metrics([("m", 1.0)]), TypeError),
+    ("metrics not a mapping", lambda t, d: t.log_metrics([("m", 1.0)]), TypeError),  # type: ignore[arg-type]
     ("step negative", lambda t, d: t.log_metrics({"m": 1.0}, step=-1), TypeError),
-    ("step str", lambda t, d: t.log_metrics({"m": 1.0}, step="3"), TypeError),
+    ("step str", lambda t, d: t.log_metrics({"m": 1.0}, step="3"), TypeError),  # type: ignore[arg-type]
     ("step bool", lambda t, d: t.log_metrics({"m": 1.0}, step=True), TypeError),
     ("param name empty", lambda t, d: t.log_params({"": "x"}), ValueError),
-    ("params not a mapping", lambda t, d: t.log_params("lr=0.1"), TypeError),
+    ("params not a mapping", lambda t, d: t.log_params("lr=0.1"), TypeError),  # type: ignore[arg-type]
     ("artifact missing", lambda t, d: t.log_artifact(d / "nowhere.txt"), FileNotFoundError),
     ("artifact name ..", lambda t, d: t.log_artifact(d / "f.txt", name="../escape.txt"), ValueError),
     ("artifact name absolute", lambda t, d: t.log_artifact(d / "f.txt", name="/etc/x"), ValueError),
     ("artifact name hidden ..", lambda t, d: t.log_artifact(d / "f.txt", name="a/../../b"),
      ValueError),
     ("artifact name drive", lambda t, d: t.log_artifact(d / "f.txt", name="C:/x"), ValueError),
-    ("artifact path int", lambda t, d: t.log_artifact(42), TypeError),
+    ("artifact path int", lambda t, d: t.log_artifact(42), TypeError),  # type: ignore[arg-type]
     ("result without results", lambda t, d: t.log_experiment_result(object()), TypeError),
     ("result results an int", lambda t, d: t.log_experiment_result(_result(results=5)), TypeError),
     ("result item without status", lambda t, d: t.log_experiment_result(
@@ -67,7 +72,7 @@ REJECTED: list[tuple[str, Callable[[ExperimentTracker[Any], Path], Any], type[Ex
         _score(accuracy="high")), TypeError),
     ("result timestamps str", lambda t, d: t.log_experiment_result(
         _result(started_at="yesterday", completed_at="today")), TypeError),
-    ("result prefix not str", lambda t, d: t.log_experiment_result(_result(), prefix=3), TypeError),
+    ("result prefix not str", lambda t, d: t.log_experiment_result(_result(), prefix=3), TypeError),  # type: ignore[arg-type]
     ("status unknown", lambda t, d: t.end_run("crashed"), ValueError),
 ]
 
@@ -89,7 +94,7 @@ COERCED: list[tuple[str, Callable[[ExperimentTracker[Any], Path], Any]]] = [
     ("object param", lambda t, d: t.log_params({"obj": object()})),
     ("None param", lambda t, d: t.log_params({"nothing": None})),
     ("1 MB param", lambda t, d: t.log_params({"big": "x" * 1_000_000})),
-    ("changed param", lambda t, d: (t.log_params({"lr": 0.1}), t.log_params({"lr": 0.2}))),
+    ("changed param", lambda t, d: _log_twice(t, {"lr": 0.1}, {"lr": 0.2})),
     ("artifact directory", lambda t, d: t.log_artifact(d / "folder")),
     ("artifact directory with a link out of it", lambda t, d: t.log_artifact(d / "linked")),
     ("run name with separators", lambda t, d: t.end_run(run_id=t.start_run(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
-from mlflow_server import MlflowServer, free_port
+from mlflow_server import MlflowServer, experiment_id, free_port
 
 from pytest_insidellms import MLflowTracker, TrackingWarning
 from pytest_insidellms.experiment_tracking.spool import SpoolingTracker
@@ -107,6 +107,7 @@ def test_a_server_outage_is_spooled_reported_once_and_replayed_exactly_once(
 
 def _runs_by_name(client: MlflowClient) -> dict[str, object]:
     experiment = client.get_experiment_by_name("insideLLMs")
+    assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])
     names = Counter(r.info.run_name for r in runs)
     assert all(count == 1 for count in names.values()), names  # no run created twice
@@ -177,7 +178,7 @@ def test_a_server_down_at_start_is_an_outage_and_sync_delivers_once_it_is_up(
         assert (len(report.created), report.entries) == (2, 3)
         client = MlflowClient(tracking_uri=url)
         runs = {r.info.run_name: r for r in client.search_runs(
-            [client.get_experiment_by_name("late").experiment_id])}
+            [experiment_id(client, "late")])}
         assert runs["module"].data.tags["mlflow.parentRunId"] == runs["session"].info.run_id
         history = client.get_metric_history(runs["module"].info.run_id, "loss")
         assert [(m.step, m.value) for m in history] == [(1, 1.0), (2, 0.5)]
@@ -190,6 +191,7 @@ def test_a_server_down_at_start_is_an_outage_and_sync_delivers_once_it_is_up(
         live.log_metrics({"acc": 0.5})
         location = live.run_location(run_id)  # waits until the remote has the run
         experiment = client.get_experiment_by_name("live")
+        assert experiment is not None
         assert location is not None and location.startswith(
             f"{url}/#/experiments/{experiment.experiment_id}/runs/")
         live.end_run()

@@ -232,9 +232,12 @@ def test_a_remote_that_cannot_be_built_is_an_outage_with_everything_spooled(
     assert outage is not None and "remote failed (ConnectionError: cannot reach" in outage
     assert "3 call(s) after the failure" in outage
     targets: list[RecordingTracker] = []
-    sync_runs(spool.spool.project_dir,
-              lambda config: targets.append(RecordingTracker(config, backend_name="remote"))
-              or targets[-1])
+
+    def target(config: TrackingConfig) -> RecordingTracker:
+        targets.append(RecordingTracker(config, backend_name="remote"))
+        return targets[-1]
+
+    sync_runs(spool.spool.project_dir, target)
     (run,) = targets[0].runs.values()
     assert (run.name, run.history("m"), run.params, run.status) == (
         "session", [(0, 1.0)], {"p": 2}, "finished")

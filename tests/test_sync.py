@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mlflow_server import experiment_id
 from mlflow.tracking import MlflowClient
 from wandb_reader import read_runs
 
@@ -60,8 +61,8 @@ def test_a_local_session_replays_into_mlflow_with_its_structure(
     assert main(["sync", str(local_session), "--to", "mlflow", "--tracking-uri", uri]) == 0
 
     client = MlflowClient(tracking_uri=uri)
-    experiment = client.get_experiment_by_name("sync-demo")  # the run's project
-    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    runs = {r.info.run_name: r  # the run's project
+            for r in client.search_runs([experiment_id(client, "sync-demo")])}
     session = runs[local_session.name]
     qa, steps = runs["evals/test_qa.py"], runs["evals/test_steps.py"]
 
@@ -88,7 +89,7 @@ def test_syncing_twice_sends_nothing_twice(local_session: Path, tmp_path: Path,
         capsys.readouterr().out)
 
     client = MlflowClient(tracking_uri=uri)
-    runs = client.search_runs([client.get_experiment_by_name("sync-demo").experiment_id])
+    runs = client.search_runs([experiment_id(client, "sync-demo")])
     assert len(runs) == 3
     for run in runs:
         for key in run.data.metrics:
@@ -124,7 +125,7 @@ def test_a_session_killed_with_sigkill_replays_as_killed(
 
     client = MlflowClient(tracking_uri=uri)
     runs = {r.info.run_name: r for r in client.search_runs(
-        [client.get_experiment_by_name("insideLLMs").experiment_id])}
+        [experiment_id(client, "insideLLMs")])}
     assert runs["test_hang.py"].info.status == "KILLED"
     assert runs[run_dir.name].info.status == "KILLED"
     assert runs["test_hang.py"].data.metrics["kept"] == 42
@@ -186,7 +187,7 @@ def test_an_mlflow_run_whose_creation_was_in_doubt_is_found_not_created_twice(
     remote.close()
     session_id = read_sync_state(spool.spool.project_dir / session)[spool.key or ""]["run_id"]
     client = MlflowClient(tracking_uri=uri)
-    experiment = client.get_experiment_by_name("doubt").experiment_id
+    experiment = experiment_id(client, "doubt")
     # An older run of the same name and parent, still RUNNING: not the one in doubt.
     decoy = client.create_run(experiment, run_name="module", start_time=1_000,
                               tags={"mlflow.parentRunId": session_id}).info.run_id
