@@ -348,14 +348,19 @@ def materialize(run_dir: Path, final_state: dict[str, Any] | None) -> RunSummary
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temp file, fsync and rename: readers see old or new, never half."""
+    """Write JSON through a temp file and a rename: readers see old or new, never half."""
     with _atomic_file(path) as handle:
         json.dump(data, handle, indent=2, default=str, allow_nan=False)
 
 
 class _atomic_file:
-    """A temp file beside ``path``, fsynced and renamed over it when the block ends without
-    an error; removed otherwise."""
+    """A temp file beside ``path``, renamed over it when the block ends without an error;
+    removed otherwise.
+
+    Not fsynced: the rename is what keeps readers and a killed process from seeing half a
+    file. Every file written this way can be rebuilt from the run's journal, which promises
+    survival of a killed process, not of a power cut; fsyncs cost about 1.4 ms each, four
+    at every run's end (70 µs a test on a 2,000-test suite of 20 modules)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -368,9 +373,6 @@ class _atomic_file:
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         try:
-            if exc_type is None:
-                self.handle.flush()
-                os.fsync(self.handle.fileno())
             self.handle.close()
             if exc_type is None:
                 os.replace(self.handle.name, self.path)
