@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import pytest
 
@@ -76,6 +77,16 @@ class ProblemSink:
         self._pending.append(text)
         if self._depth == 0:
             self._show()
+
+    def call_hook(self, name: str, **kwargs: Any) -> list[Any]:
+        """Call one of the plugin's hooks; an implementation that raises is a problem, not
+        a crash (what it would have returned is left out)."""
+        try:
+            results: list[Any] = getattr(self.config.hook, name)(**kwargs)
+        except Exception as exc:
+            self.failure("hooks", RuntimeError(f"{name} failed: {type(exc).__name__}: {exc}"))
+            return []
+        return results
 
     # -- the guard --------------------------------------------------------------------------
 

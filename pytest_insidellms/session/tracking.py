@@ -88,7 +88,7 @@ class TrackedSession:
         self.tracker = tracker
         self._mark_track_dir()
         params = session_params(self.config, __version__)
-        for extra in self._hook("pytest_insidellms_session_params", config=self.config):
+        for extra in self.problems.call_hook("pytest_insidellms_session_params", config=self.config):
             params.update(extra or {})
         self._call(lambda t: t.log_params(params, run_id=self.session_run))
         return True
@@ -166,8 +166,9 @@ class TrackedSession:
     # -- logging ----------------------------------------------------------------------------
 
     def _log_result(self, logged: LoggedResult, run_id: str, nodeid: str) -> None:
-        verdicts = self._hook("pytest_insidellms_result", result=logged.result, nodeid=nodeid,
-                              prefix=logged.prefix, config=self.config)
+        verdicts = self.problems.call_hook("pytest_insidellms_result", result=logged.result,
+                                           nodeid=nodeid, prefix=logged.prefix,
+                                           config=self.config)
         if any(v is False for v in verdicts):
             return
         self._call(lambda t: t.log_experiment_result(logged.result, logged.prefix, run_id=run_id))
@@ -231,24 +232,11 @@ class TrackedSession:
         return [t for t in trackers if isinstance(t, SpoolingTracker)]
 
     def _mark_track_dir(self) -> None:
-        # Only a directory this session created: one that existed is the user's
-        # (--track-dir=.), and a .gitignore of * there would hide their project.
-        if self._track_dir_is_ours:
+        if self._track_dir_is_ours:  # one that existed is the user's (--track-dir=.)
             with self.problems.guard():
                 mark_track_dir(self.settings.track_dir)
 
     # -- failure handling -------------------------------------------------------------------
-
-    def _hook(self, name: str, **kwargs: Any) -> list[Any]:
-        """Call one of our hooks; an implementation that raises is a problem, not a crash
-        (what it would have returned is left out)."""
-        try:
-            results: list[Any] = getattr(self.config.hook, name)(**kwargs)
-        except Exception as exc:
-            self.problems.failure("hooks", RuntimeError(f"{name} failed: "
-                                                        f"{type(exc).__name__}: {exc}"))
-            return []
-        return results
 
     def _call(self, operation: Callable[[MultiTracker], Any]) -> None:
         """One operation on the multi-tracker; backend failures are collected, not raised."""
