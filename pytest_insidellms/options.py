@@ -268,7 +268,7 @@ def resolve_trials(config: pytest.Config) -> int:
     if found is None:
         return 1
     text, source = found
-    count = trial_count(text.strip())
+    count = trial_count(int(text)) if re.fullmatch(r"\s*[0-9]+\s*", text) else None
     if count is None:
         raise pytest.UsageError(f"{source}: expected a whole number of trials from 1 to "
                                 f"{MAX_TRIALS}, got {text!r}")
@@ -276,9 +276,7 @@ def resolve_trials(config: pytest.Config) -> int:
 
 
 def trial_count(value: object) -> int | None:
-    """``value`` as a trial count (an int, or its decimal spelling), None if it is not one."""
-    if isinstance(value, str) and re.fullmatch(r"[0-9]+", value):
-        value = int(value)
+    """``value`` if it is a valid trial count (an int from 1 to MAX_TRIALS), else None."""
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TRIALS:
         return None
     return value
