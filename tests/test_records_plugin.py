@@ -3,6 +3,7 @@ beside each other, the options, the terminal table, and failures that stay track
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -308,3 +309,44 @@ def test_two_cases_with_one_key_are_a_problem(pytester: pytest.Pytester) -> None
     result.stdout.fnmatch_lines(
         ["*records: 1 problem(s), first: ValueError: two records share the case key*"])
     assert not (pytester.path / "out" / "records.jsonl").exists()
+
+
+# -- the example suite, as its README runs it ---------------------------------------------------
+
+
+def documented_command() -> list[str]:
+    from test_examples import EVALS, ROOT
+
+    readme = (EVALS / "README.md").read_text()
+    (command,) = [line for line in readme.splitlines() if "--track-records=" in line]
+    quick_start = (ROOT / "README.md").read_text()
+    assert command in quick_start, "the quick start and the example's README disagree"
+    args = command.split()
+    assert args[0] == "pytest"
+    return args[1:]
+
+
+def test_the_example_suite_writes_the_records_its_readme_describes(tmp_path: Path) -> None:
+    from test_examples import OUTCOMES as EXAMPLE_OUTCOMES
+    from test_examples import run_pytest
+
+    records_dir, track_dir = tmp_path / "records", tmp_path / "runs"
+    args = [f"--track-records={records_dir}" if a.startswith("--track-records=") else a
+            for a in documented_command()]
+    process = run_pytest(*args, f"--track-dir={track_dir}")
+    assert EXAMPLE_OUTCOMES in process.stdout, process.stdout + process.stderr
+    records = read_records(records_dir)
+    assert len(records) == 75
+    by_experiment = {(e["module"].rsplit("/", 1)[-1], e["experiment"]): e
+                     for e in read_json(records_dir / "summary.json")["summary"]["experiments"]}
+    sentiment = by_experiment[("test_sentiment.py", "sentiment")]
+    assert (sentiment["cases"], sentiment["ran"], sentiment["passes"]) == (17, 16, 13)
+    assert by_experiment[("test_sentiment.py", "name_swap")]["passes"] == 4
+    qa = by_experiment[("test_qa.py", "closed_book_qa")]
+    # 7 + 12 right answers of the 15 + 15 each variant gave (one prompt is too long).
+    assert qa["scores"]["score"] == {"mean": (7 + 12) / 30, "n": 30}
+    from local_runs import only_session
+
+    params = only_session(track_dir).run.params
+    assert params["records_sha256"] == hashlib.sha256(
+        (records_dir / "records.jsonl").read_bytes()).hexdigest()
