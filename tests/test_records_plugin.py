@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+# Loaded out here once: pytester's in-process runs would import (and unload) them each time.
+import pytest_insidellms.session  # noqa: F401
 from records_schema import validate_manifest, validate_record, validate_summary
 
 from pytest_insidellms.records import FILES, scores_table

@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 
+# Loaded out here once: pytester's in-process runs would import (and unload) them each time.
+import pytest_insidellms.session  # noqa: F401
+
 #: Whether each trial of each case passes: the suite's tests assert exactly this.
 SCHEDULE = {"steady": [1, 1, 1, 1], "flaky": [1, 0, 1, 0], "late": [0, 0, 0, 1],
             "broken": [0, 0, 0, 0]}
