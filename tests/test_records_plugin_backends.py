@@ -87,7 +87,7 @@ def test_every_backend_holds_the_files_and_the_params_and_each_side_names_the_ot
     assert {name: (local.run.path / "artifacts" / "records" / name).read_bytes()
             for name in ATTACHED} == files
     assert backends["local"] == {"run_id": local.run.path.name,
-                                 "location": str(local.run.path)}
+                                 "location": str(local.run.path), "spooled": False}
 
     # MLflow (the embedded sqlite store): artifacts under records/
     client = MlflowClient(tracking_uri=f"sqlite:///{track_dir / 'mlflow.db'}")
@@ -101,7 +101,9 @@ def test_every_backend_holds_the_files_and_the_params_and_each_side_names_the_ot
     with tempfile.TemporaryDirectory() as scratch:
         local_copy = Path(client.download_artifacts(run.info.run_id, "records", scratch))
         assert {name: (local_copy / name).read_bytes() for name in ATTACHED} == files
-    assert backends["mlflow"]["run_id"] == run.info.run_id
+    # A remote backend is spooled: tracking.json knows its run by the spool's id, its name.
+    assert (backends["mlflow"]["run_id"], backends["mlflow"]["spooled"]) == (
+        run.info.run_name, True)
 
     # W&B offline: one artifact "records" whose manifest digests are the files' md5s
     (session_run,) = [r for r in read_runs(track_dir / "wandb") if r.job_type == "session"]
@@ -113,7 +115,8 @@ def test_every_backend_holds_the_files_and_the_params_and_each_side_names_the_ot
                for entry in record.artifact.manifest.contents}
     assert digests == {name: base64.b64encode(hashlib.md5(data).digest()).decode()
                        for name, data in files.items()}
-    assert backends["wandb"]["run_id"] == session_run.run_id
+    assert (backends["wandb"]["run_id"], backends["wandb"]["spooled"]) == (
+        session_run.display_name, True)
 
     # TensorBoard: <log dir>/<session run>/artifacts/records/, params as hparams
     log_dir = track_dir / "tensorboard" / "insideLLMs"
@@ -122,7 +125,7 @@ def test_every_backend_holds_the_files_and_the_params_and_each_side_names_the_ot
             for name in ATTACHED} == files
     hparams = read_run(session_dir).hparams
     assert hparams is not None and {k: hparams[k] for k in params} == params
-    assert backends["tensorboard"] == {"run_id": session_dir.name,
+    assert backends["tensorboard"] == {"run_id": session_dir.name, "spooled": False,
                                        "location": f"tensorboard --logdir {log_dir}"}
 
     # What changes every run is in tracking.json, and none of it in the four files.

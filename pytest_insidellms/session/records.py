@@ -142,10 +142,14 @@ class SessionRecords:
         tracked = self.tracked
         if tracked is None or tracked.tracker is None or tracked.session_run is None:
             return {}
-        # Tracking reads the locations only once it has ended its runs: ask the tracker.
+        # Tracking reads the locations only once it has ended its runs: ask the tracker. A
+        # spooled (remote) backend's run is known here by its spool's id, the run's name; its
+        # own id is learnt later, on the delivery thread.
         run_ids = tracked.tracker.child_run_ids(tracked.session_run)
         locations = tracked.tracker.locations(tracked.session_run)
-        return {name: {"run_id": run_ids.get(name), "location": location}
+        spooled = {spooler.backend_name for spooler in tracked.spoolers()}
+        return {name: {"run_id": run_ids.get(name), "location": location,
+                       "spooled": name in spooled}
                 for name, location in locations.items()}
 
     def _stopped(self) -> bool:
