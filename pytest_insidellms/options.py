@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
@@ -81,9 +81,23 @@ STRICT = Option(
 )
 NO_TRACK = Option(
     "insidellms_no_track", "--no-track", "insidellms_no_track", "INSIDELLMS_NO_TRACK",
-    "Turn tracking off even if the ini file or environment turns it on.",
+    "Turn tracking (and records) off even if the ini file or environment turns them on.",
 )
-VALUE_OPTIONS = (PROJECT, DIR, RUN_NAME, TAGS, NOTES, CONFIG)
+RECORDS = Option(
+    "insidellms_track_records", "--track-records", "insidellms_track_records",
+    "INSIDELLMS_TRACK_RECORDS",
+    "Write the session as an insideLLMs run directory (records.jsonl, manifest.json, "
+    "summary.json, report.html) into DIR, with or without --track.",
+    "DIR",
+)
+TRIALS = Option(
+    "insidellms_track_trials", "--track-trials", "insidellms_track_trials",
+    "INSIDELLMS_TRACK_TRIALS",
+    "Run each case of a test marked @pytest.mark.experiment K times (a marker's own trials= "
+    "wins).",
+    "K",
+)
+VALUE_OPTIONS = (PROJECT, DIR, RUN_NAME, TAGS, NOTES, CONFIG, RECORDS, TRIALS)
 FLAG_OPTIONS = (STRICT,)
 #: Options whose plain spelling other plugins are known to take; registered late, see below.
 CONTESTED = (TRACK, NO_TRACK)
@@ -165,25 +179,34 @@ class Settings:
     #: Where ``backends`` came from (``--track``, an environment variable, an ini key), for
     #: error messages about a backend name.
     backends_source: str = TRACK.flag
+    #: Where the run files go (``--track-records``); None: not written.
+    records_dir: Path | None = None
 
     @property
     def enabled(self) -> bool:
+        """Tracking to backends is on (records alone leave it off)."""
         return bool(self.backends)
 
 
 def resolve(config: pytest.Config) -> Settings | None:
-    """Resolve all settings, or None when tracking is off; raises pytest.UsageError naming
-    the source of a bad value.
+    """Resolve all settings, or None when both tracking and records are off; raises
+    pytest.UsageError naming the source of a bad value.
 
     Each setting is resolved on its own: command line, then environment, then ini file. When
-    both --track and --no-track are in effect, the one from the stronger source wins, and
-    --no-track on a tie: ``INSIDELLMS_NO_TRACK=1 pytest --track local`` tracks.
+    --no-track and --track (or --track-records) are both in effect, the one from the stronger
+    source wins, and --no-track on a tie: ``INSIDELLMS_NO_TRACK=1 pytest --track local``
+    tracks. Records alone (no backend) give settings with no ``backends``.
     """
     no_track, no_track_level = _flag_and_level(config, NO_TRACK)
     if no_track and no_track_level == _CLI:
-        return None  # before reading --track's other sources: nothing there can matter
+        return None  # before reading the other sources: nothing there can matter
     backends, backends_source, track_level = _backends(config)
-    if not backends or (no_track and no_track_level >= track_level):
+    if no_track and no_track_level >= track_level:
+        backends = []
+    records_value = _value(config, RECORDS)
+    if records_value is not None and no_track and no_track_level >= _level(records_value[1]):
+        records_value = None
+    if not backends and records_value is None:
         return None
 
     from .experiment_tracking.config import TrackingConfig
@@ -223,7 +246,40 @@ def resolve(config: pytest.Config) -> Settings | None:
         strict=_flag(config, STRICT),
         tracking=tracking,
         backends_source=backends_source,
+        records_dir=None if records_value is None else _records_dir(config, *records_value),
     )
+
+
+def _records_dir(config: pytest.Config, text: str, source: str) -> Path:
+    path = _path(config, text, source)
+    if path.is_file():
+        raise pytest.UsageError(f"{source}: {path} is a file, not a directory")
+    return path
+
+
+#: More trials than this is a typo, not an eval (each one is a test item in memory).
+MAX_TRIALS: Final = 1000
+
+
+def resolve_trials(config: pytest.Config) -> int:
+    """``--track-trials``: how many times each marked case runs (1 when unset), tracked or
+    not; raises pytest.UsageError naming the source of a bad value."""
+    found = _value(config, TRIALS)
+    if found is None:
+        return 1
+    text, source = found
+    count = trial_count(int(text)) if re.fullmatch(r"\s*[0-9]+\s*", text) else None
+    if count is None:
+        raise pytest.UsageError(f"{source}: expected a whole number of trials from 1 to "
+                                f"{MAX_TRIALS}, got {text!r}")
+    return count
+
+
+def trial_count(value: object) -> int | None:
+    """``value`` if it is a valid trial count (an int from 1 to MAX_TRIALS), else None."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TRIALS:
+        return None
+    return value
 
 
 def _tracking_config(config: pytest.Config, text: str, source: str) -> TrackingConfig:
@@ -257,7 +313,7 @@ def _backends(config: pytest.Config) -> tuple[list[str], str, int]:
 
 
 #: Options that name a file or directory: an empty command-line value is a mistake, not "".
-_PATH_OPTIONS = (DIR, CONFIG)
+_PATH_OPTIONS = (DIR, CONFIG, RECORDS)
 
 
 def _value(config: pytest.Config, option: Option) -> tuple[str, str] | None:
@@ -279,6 +335,13 @@ def _env_then_ini(config: pytest.Config, option: Option) -> list[tuple[str, str]
     if ini:
         found.append((str(ini), f"ini option {option.ini}"))
     return found
+
+
+def _level(source: str) -> int:
+    """The strength of a source as :func:`_value` describes it."""
+    if source.startswith("environment"):
+        return _ENV
+    return _INI if source.startswith("ini") else _CLI
 
 
 _TRUE = {"1", "true", "yes", "on"}

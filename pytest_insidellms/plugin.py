@@ -3,11 +3,12 @@
 Every process (single, xdist controller, xdist worker) captures results and records the
 ``tracker`` fixture's calls as typed events on its test reports (:mod:`.wire`). Only the process
 that is not an xdist worker starts the session side (:mod:`.session`), which replays the
-reports into the backends.
+reports into the backends and the records.
 
-Without ``--track`` this module is all that runs: it imports no other part of the package
-until a test carries the marker, uses the fixture or returns a result, and the hooks that
-ship events (:class:`TrackingHooks`) are not even registered.
+Without ``--track`` and ``--track-records`` this module is all that runs: it imports no other
+part of the package until a test carries the marker, uses the fixture or returns a result,
+and the hooks that ship events (:class:`TrackingHooks`) are not even registered. Trials
+(``trials=K``, ``--track-trials``) expand marked tests either way: they change what runs.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ SETTINGS = pytest.StashKey["options.Settings | None"]()
 TEST_STATE = pytest.StashKey["ItemState"]()
 TRACKING_HOOKS = pytest.StashKey["TrackingHooks"]()
 TAKEN_FLAGS = pytest.StashKey[list[str]]()
+#: ``--track-trials``: how many times each marked case runs unless its marker says.
+TRIALS = pytest.StashKey[int]()
 
 
 class InsideLLMsTrackingWarning(pytest.PytestWarning):
@@ -92,6 +95,7 @@ def pytest_configure(config: pytest.Config) -> None:
             )
         except InsideLLMsTrackingWarning:
             pass  # -W error would turn a clash we cannot resolve into a crash of every run
+    config.stash[TRIALS] = options.resolve_trials(config)
     settings = config.stash[SETTINGS] = options.resolve(config)
     if settings is None:
         return
@@ -110,25 +114,43 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return True if (collection_path / TRACK_DIR_MARKER).is_file() else None
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
     settings = config.stash.get(SETTINGS, None)
     hooks = config.stash.get(TRACKING_HOOKS, None)
     if settings is None or hooks is None:
         return None
-    backends = settings.backends if hooks.usable is None else hooks.usable
-    if not backends:
-        return "insidellms: tracking off: no backend could be used (see the warnings)"
-    return (f"insidellms: tracking to {', '.join(backends)} "
-            f"(project {settings.tracking.project}, dir {settings.track_dir})")
+    lines = []
+    if settings.enabled:
+        backends = settings.backends if hooks.usable is None else hooks.usable
+        lines.append(f"insidellms: tracking to {', '.join(backends)} (project "
+                     f"{settings.tracking.project}, dir {settings.track_dir})" if backends else
+                     "insidellms: tracking off: no backend could be used (see the warnings)")
+    if settings.records_dir is not None:
+        lines.append(f"insidellms: records to {settings.records_dir}")
+    return lines
 
 
 # -- every session: the marker is checked, returned results never reach pytest ------------------
 
 MARKER_HELP = (
     "experiment(name=None, prefix=None, model_name=None, model_provider=None, model_id=None, "
-    "probe_name=None, probe_category=None, params=None): log this test's cases as one "
-    "ExperimentResult (or name and describe the result it returns). See pytest-insidellms."
+    "probe_name=None, probe_category=None, params=None, trials=1): log this test's cases as "
+    "one ExperimentResult (or name and describe the result it returns); run each case "
+    "`trials` times. See pytest-insidellms."
 )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Last, so the trial id ends the node id: test_x[case-1-trial2].
+    mark = metafunc.definition.get_closest_marker("experiment")
+    if mark is None:
+        return
+    from .marker import expand_trials, trials_of
+
+    trials = trials_of(mark, metafunc.config.stash.get(TRIALS, 1))
+    if trials > 1:
+        expand_trials(metafunc, trials)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -206,8 +228,8 @@ def tracker(request: pytest.FixtureRequest) -> TrackerFixture:
 
     state = request.node.stash.get(TEST_STATE, None)
     settings = request.config.stash.get(SETTINGS, None)
-    if state is None or settings is None:
-        return TrackerFixture(None, None)
+    if state is None or settings is None or not settings.enabled:
+        return TrackerFixture(None, None)  # records keep no fixture calls
     return TrackerFixture(state.events, settings.track_dir / STAGING)
 
 
@@ -220,7 +242,7 @@ def shared_tracker(request: pytest.FixtureRequest) -> TrackerFixture:
 
     settings = request.config.stash.get(SETTINGS, None)
     hooks = request.config.stash.get(TRACKING_HOOKS, None)
-    if settings is None or hooks is None:
+    if settings is None or hooks is None or not settings.enabled:
         return TrackerFixture(None, None)
     return TrackerFixture(_RunningTest(hooks), settings.track_dir / STAGING)
 
@@ -254,6 +276,10 @@ class TrackingHooks:
         #: under xdist and needs them to know when a module or an experiment is complete.
         self.module_tests: Counter[str] = Counter()
         self.experiment_cases: Counter[tuple[str, str]] = Counter()
+        #: Every node id collected, before any deselection or sharding (the run id of
+        #: records hashes them), shipped on this process's first payload.
+        self.collected: list[str] | None = None
+        self._collected_sent = False
         #: In a single process, reports' payloads stay objects here, off the report (other
         #: plugins serialise reports; only a worker puts the plain-JSON form on the report).
         self.payloads: weakref.WeakKeyDictionary[pytest.TestReport, Payload] = (
@@ -277,6 +303,11 @@ class TrackingHooks:
             late.append(self.late.pop(0))
         return late
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        # First: -k, -m, --deselect and splitters (pytest-split, pytest-shard) come later.
+        self.collected = [item.nodeid for item in items]
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         from .marker import experiment_name
 
@@ -299,13 +330,19 @@ class TrackingHooks:
 
         module = item.nodeid.split("::", 1)[0]
         if state.marker is not None and state.experiment is None:
-            from .marker import experiment_info, experiment_name
+            from .marker import experiment_info, experiment_name, expanded_trial, trials_of
 
             cases = self.experiment_cases.get((module, experiment_name(item, state.marker)), 0)
-            state.experiment = experiment_info(item, state.marker, state.marker_fields, cases)
+            trials = 1 if expanded_trial(item) is None else trials_of(
+                state.marker, item.config.stash.get(TRIALS, 1))
+            state.experiment = experiment_info(item, state.marker, state.marker_fields, cases,
+                                               trials)
         payload = Payload(module_tests=self.module_tests.get(module),
                           events=list(state.events), experiment=state.experiment,
                           late=self.take_late() if self.late else [])
+        if not self._collected_sent and self.collected is not None:
+            self._collected_sent = True
+            payload.collected = self.collected
         state.events.clear()  # in place: the tracker fixture holds this list
         if report.when == "teardown":
             state.events.closed = True

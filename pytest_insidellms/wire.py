@@ -99,6 +99,9 @@ class Payload:
     error_type: str | None = None
     #: Events of tests that had already ended (see TestEvents), with their node ids.
     late: list[tuple[str, Event]] = field(default_factory=list)
+    #: Every node id the sending process collected, before deselection: on its first
+    #: payload only (the run id of records hashes them; an xdist controller collects none).
+    collected: list[str] | None = None
 
 
 # -- the plain-JSON form, for pytest-xdist ------------------------------------------------------
@@ -139,6 +142,7 @@ class WirePayload(TypedDict, total=False):
     experiment: WireExperiment | None
     error_type: str | None
     late: list[tuple[str, WireEvent]]
+    collected: list[str]
 
 
 def to_wire(payload: Payload) -> WirePayload:
@@ -154,6 +158,8 @@ def to_wire(payload: Payload) -> WirePayload:
             "probe_name": info.probe_name, "probe_category": info.probe_category,
             "params": dict(info.params), "cases": info.cases, "trials": info.trials,
         }
+    if payload.collected is not None:
+        wire["collected"] = payload.collected
     return wire
 
 
@@ -165,6 +171,7 @@ def from_wire(wire: WirePayload) -> Payload:
         experiment=None if info is None else ExperimentInfo(**info),
         error_type=wire.get("error_type"),
         late=late_from_wire(wire.get("late", [])),
+        collected=wire.get("collected"),
     )
 
 

@@ -147,7 +147,9 @@ class QAItem:
                                error=f"{type(error).__name__}: {error}", latency_ms=latency_ms,
                                metadata=metadata)
         assert answer is not None
-        metadata.update(correct=self.accepts(answer), abstained=answer == IDK,
+        # "score" is what records (and `insidellms diff`) compare a case by.
+        metadata.update(correct=self.accepts(answer), score=float(self.accepts(answer)),
+                        abstained=answer == IDK,
                         tokens=len(self.question.split()) + len(answer.split()))
         return ProbeResult(input=self.question, output=answer, latency_ms=latency_ms,
                            metadata=metadata)

@@ -3,8 +3,9 @@
 Split by role, the way pytest-xdist splits its controller: the report replay
 (:mod:`.assembler`), the pure outcome state machine (:mod:`.outcomes`) and marker aggregation
 (:mod:`.experiments`), the session's runs (:mod:`.tracking`), the backends (:mod:`.backends`),
-one problem sink (:mod:`.problems`), SIGTERM (:mod:`.signals`) and what the terminal and JUnit
-show (:mod:`.reporting`). Imported only by a tracked session.
+the run files (:mod:`.records`), one problem sink (:mod:`.problems`), SIGTERM
+(:mod:`.signals`) and what the terminal and JUnit show (:mod:`.reporting`). Imported only by
+a session with tracking or records on.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from ..options import Settings
-from .assembler import CaseAssembler
+from .assembler import CaseAssembler, CaseConsumer
 from .backends import Backends
 from .problems import ProblemSink
+from .records import SessionRecords
 from .reporting import TrackingReport
 from .tracking import TrackedSession
 
@@ -29,6 +31,22 @@ def start(config: pytest.Config, settings: Settings, warning: type[Warning],
     """Build the session side and register its plugin objects with pytest."""
     problems = ProblemSink(config, warning, settings.strict,
                            settings.tracking.redact_patterns)
+    tracked = _tracked_session(config, settings, problems) if settings.enabled else None
+    hooks.usable = list(tracked.backends.names) if tracked is not None else []
+    # Records first: at the end they reach the session run before tracking ends it.
+    records = SessionRecords(config, settings, problems, tracked,
+                             collected=lambda: assembler.collected)
+    report = TrackingReport(config, tracked, records, problems)
+    consumers: list[CaseConsumer] = [records, *([tracked] if tracked else []), report]
+    assembler = CaseAssembler(config, consumers, problems, hooks)
+    config.pluginmanager.register(assembler, "insidellms-session")
+    config.pluginmanager.register(records, "insidellms-records")
+    config.pluginmanager.register(report, "insidellms-report")
+    return assembler
+
+
+def _tracked_session(config: pytest.Config, settings: Settings,
+                     problems: ProblemSink) -> TrackedSession:
     # Before any tracker exists: a hook-provided one is built when the backends are
     # checked and copies the config when it is constructed.
     try:
@@ -38,11 +56,4 @@ def start(config: pytest.Config, settings: Settings, warning: type[Warning],
         problem = f"pytest_insidellms_session_tags failed: {type(exc).__name__}: {exc}"
         problems.add("hooks", problem)
         problems.config_time_warning(f"insidellms tracking: {problem} (no tags from hooks)")
-    backends = Backends(config, settings, problems)
-    hooks.usable = list(backends.names)
-    tracked = TrackedSession(config, backends, problems)
-    report = TrackingReport(config, tracked, problems)
-    assembler = CaseAssembler(config, [tracked, report], problems, hooks)
-    config.pluginmanager.register(assembler, "insidellms-session")
-    config.pluginmanager.register(report, "insidellms-report")
-    return assembler
+    return TrackedSession(config, Backends(config, settings, problems), problems)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pytest
 
 from ..cases import FinishedCase, LoggedResult
+from ..marker import as_attempt
 from ..wire import Event, Payload, ResultEvent, from_wire, late_from_wire
 from .outcomes import ERROR_TAIL, CaseState, Phase
 from .problems import ProblemSink
@@ -52,6 +53,8 @@ class CaseAssembler:
         #: (worker under --dist each, else None; node id) -> the test's state so far.
         self._cases: dict[tuple[str | None, str], CaseState] = {}
         self.signals = SignalWatch()
+        #: The node ids collected before deselection, from the first payload carrying them.
+        self.collected: list[str] | None = None
 
     # -- reports ----------------------------------------------------------------------------
 
@@ -67,6 +70,8 @@ class CaseAssembler:
 
     def _take(self, report: pytest.TestReport) -> None:
         payload = self._payload_of(report)
+        if self.collected is None and payload.collected is not None:
+            self.collected = payload.collected
         module = report.nodeid.split("::", 1)[0]
         worker: str | None = getattr(report, "worker_id", None) if self._each else None
         key = (worker, report.nodeid)
@@ -122,6 +127,7 @@ class CaseAssembler:
                 self._late(late_from_wire(wire))
 
     def _finished(self, case: FinishedCase) -> None:
+        case = as_attempt(case)
         for consumer in self.consumers:
             consumer.on_case(case)
 

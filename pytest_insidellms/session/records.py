@@ -1,0 +1,203 @@
+"""The session's run files (``--track-records``) and the data of its scores table.
+
+A consumer of the :class:`~.assembler.CaseAssembler`, placed ahead of tracking: with
+``--track``, the files and their params reach the session run before tracking ends it. Each
+case becomes its records as it finishes (plain dicts; without ``--track-records`` only what
+the scores table reads is kept); at the end they are finalized under the session's run id
+and written by :mod:`pytest_insidellms.records`, with ``tracking.json`` beside them.
+
+What a record keeps of a case does not depend on the process that ran it: the error is
+pytest's crash message (the ``E`` lines), not the traceback, whose locations are relative to
+the working directory and which xdist prefixes with a worker header; a returned result is
+read in its wire form, as an xdist controller receives it. Every failure here is a tracking
+problem of ``records``: a test's outcome never changes and nothing raises into pytest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import shutil
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+
+from .. import __version__
+from ..cases import FinishedCase
+from ..options import Settings
+from ..records import (
+    RECORDS,
+    RecordsSession,
+    RecordsWritten,
+    build_records,
+    build_summary,
+    write_run_directory,
+    write_tracking,
+)
+from ..types import ExperimentResult
+from ..wire import Event
+from .problems import ProblemSink
+from .tracking import TrackedSession
+
+#: What the session run gets: the run directory's files under this artifact name.
+ARTIFACT_NAME: Final = "records"
+#: Record fields the scores table never reads, dropped when no run files are written.
+_UNREAD_FIELDS: Final = ("input", "output", "output_text", "messages", "error")
+_WORKER_HEADER: Final = re.compile(r"\A\[gw[0-9]+\] [^\n]*\n+")
+
+
+class SessionRecords:
+    """Registered as a plugin too, for the session's exit state."""
+
+    def __init__(self, config: pytest.Config, settings: Settings, problems: ProblemSink,
+                 tracked: TrackedSession | None,
+                 collected: Callable[[], Sequence[str] | None]) -> None:
+        self.config = config
+        self.settings = settings
+        self.problems = problems
+        self.tracked = tracked
+        self.directory = settings.records_dir
+        self._collected = collected
+        self._hidden = hidden_paths(config, settings)
+        # Records are drafted under a placeholder run id, and finalized under the real one.
+        self._draft = RecordsSession(settings.tracking.project, (), hidden_paths=self._hidden)
+        self._records: list[dict[str, Any]] = []
+        self._timings: list[FinishedCase] = []
+        self._session: pytest.Session | None = None
+        self._started = time.time()
+        #: summary.json's content once the session ended (also without run files).
+        self.summary: dict[str, Any] | None = None
+        self.written: RecordsWritten | None = None
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self._session = session
+
+    # -- what the assembler hands over ------------------------------------------------------
+
+    def on_events(self, module: str, nodeid: str, expected: int | None,
+                  events: list[Event]) -> None:
+        """Records keep a case's own results only, which come with the case."""
+
+    def on_late_events(self, nodeid: str, events: list[Event]) -> None:
+        """Fixture calls are not records."""
+
+    def on_case(self, case: FinishedCase) -> None:
+        with self.problems.guard(ARTIFACT_NAME):
+            case = portable(case)
+            records = build_records(self._draft, [case])
+            if self.directory is None:
+                records = [_table_fields(r) for r in records]
+            else:
+                self._timings.append(FinishedCase(
+                    case.nodeid, case.module, case.outcome, latency_ms=case.latency_ms,
+                    started=case.started, stopped=case.stopped, trial=case.trial))
+            self._records.extend(records)
+
+    def on_finish(self, *, killed: bool, internal_error: bool) -> None:
+        if self.config.getoption("collectonly", False):
+            return
+        with self.problems.guard(ARTIFACT_NAME):
+            if self.directory is None:
+                self.summary = build_summary(self._records)
+            else:
+                self._write(self.directory, not (killed or internal_error or self._stopped()))
+
+    # -- the run files ----------------------------------------------------------------------
+
+    def _write(self, directory: Path, completed: bool) -> None:
+        collected = self._collected() or [r["custom"]["nodeid"] for r in self._records]
+        session = RecordsSession(
+            self.settings.tracking.project, collected, library_version=__version__,
+            run_completed=completed, hidden_paths=self._hidden)
+        written = write_run_directory(directory, session, self._records)
+        self.written, self.summary = written, written.summary
+        digest = hashlib.sha256((directory / RECORDS).read_bytes()).hexdigest()
+        write_tracking(directory, written.run_id, backends=self._backends(),
+                       cases=self._timings, started=self._started, stopped=time.time(),
+                       extra={"project": self.settings.tracking.project,
+                              "session_run_name": self.settings.run_name,
+                              "records_sha256": digest})
+        if self.tracked is not None:
+            self._attach(directory, {"records_dir": str(directory), "records_sha256": digest,
+                                     "records_run_id": written.run_id})
+
+    def _attach(self, directory: Path, params: dict[str, Any]) -> None:
+        """The files, copied as one directory (the user's directory may hold others)."""
+        assert self.tracked is not None
+        with tempfile.TemporaryDirectory(prefix="insidellms-records-") as scratch:
+            staged = Path(scratch) / ARTIFACT_NAME
+            staged.mkdir()
+            assert self.written is not None
+            for path in (*self.written.files, directory / "tracking.json"):
+                shutil.copy2(path, staged / path.name)
+            self.tracked.log_to_session(params, staged, ARTIFACT_NAME, "records")
+
+    def _backends(self) -> dict[str, Any]:
+        tracked = self.tracked
+        if tracked is None or tracked.tracker is None or tracked.session_run is None:
+            return {}
+        # Tracking reads the locations only once it has ended its runs: ask the tracker. A
+        # spooled (remote) backend's run is known here by its spool's id, the run's name; its
+        # own id is learnt later, on the delivery thread.
+        run_ids = tracked.tracker.child_run_ids(tracked.session_run)
+        locations = tracked.tracker.locations(tracked.session_run)
+        spooled = {spooler.backend_name for spooler in tracked.spoolers()}
+        return {name: {"run_id": run_ids.get(name), "location": location,
+                       "spooled": name in spooled}
+                for name, location in locations.items()}
+
+    def _stopped(self) -> bool:
+        """The session ended before running everything it selected (-x, Ctrl-C, exit)."""
+        session = self._session
+        if session is None:
+            return False
+        return bool(session.shouldstop or session.shouldfail
+                    or session.exitstatus == pytest.ExitCode.INTERRUPTED)
+
+
+def hidden_paths(config: pytest.Config, settings: Settings) -> tuple[str, ...]:
+    """Absolute paths that differ between two checkouts or runs of the same session."""
+    paths = [config.rootpath, config.invocation_params.dir, settings.track_dir]
+    if settings.records_dir is not None:
+        paths.append(settings.records_dir)
+    basetemp = config.getoption("basetemp", None)
+    if basetemp:
+        paths.append(Path(basetemp).absolute())
+    return tuple(dict.fromkeys(str(p) for p in paths))
+
+
+def portable(case: FinishedCase) -> FinishedCase:
+    """``case`` as any process would have seen it (see the module's docstring)."""
+    results = tuple(
+        dataclasses.replace(logged, result=ExperimentResult.from_dict(logged.result.to_dict()))
+        for logged in case.results)
+    return dataclasses.replace(case, error=crash_message(case.error), results=results)
+
+
+def crash_message(text: str | None) -> str | None:
+    """What pytest's failure text says went wrong, without where: the last block of its
+    ``E`` lines, dedented; a text without any (a crashed worker, ``--tb=native``) loses only
+    an xdist worker header."""
+    if text is None:
+        return None
+    block: list[str] = []
+    for line in reversed(text.splitlines()):
+        if line == "E" or line.startswith("E "):
+            block.append(line[1:])
+        elif block:
+            break
+    if block:
+        return textwrap.dedent("\n".join(reversed(block))).strip()
+    return _WORKER_HEADER.sub("", text).strip()
+
+
+def _table_fields(record: dict[str, Any]) -> dict[str, Any]:
+    slim = {**record, **dict.fromkeys(_UNREAD_FIELDS)}
+    slim["custom"] = {k: v for k, v in record["custom"].items() if k != "metadata"}
+    return slim
