@@ -353,3 +353,16 @@ def test_the_example_suite_writes_the_records_its_readme_describes(tmp_path: Pat
     params = only_session(track_dir).run.params
     assert params["records_sha256"] == hashlib.sha256(
         (records_dir / "records.jsonl").read_bytes()).hexdigest()
+
+
+def test_dist_each_writes_one_record_per_workers_copy(pytester: pytest.Pytester) -> None:
+    import json
+
+    pytester.makepyfile(test_each="def test_a():\n    pass\n\ndef test_b():\n    pass\n")
+    result = pytester.runpytest_subprocess("--track-records=records", "-n", "2", "--dist", "each")
+    result.assert_outcomes(passed=4)
+    assert "problem(s)" not in result.stdout.str()
+    lines = (pytester.path / "records" / "records.jsonl").read_text().splitlines()
+    keys = sorted(json.loads(line)["custom"]["replicate_key"] for line in lines)
+    assert keys == ["test_each.py::test_a@gw0", "test_each.py::test_a@gw1",
+                    "test_each.py::test_b@gw0", "test_each.py::test_b@gw1"]

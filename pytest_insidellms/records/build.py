@@ -268,7 +268,9 @@ def _record(case: FinishedCase, *, model: dict[str, Any], probe: dict[str, Any],
 
 def replicate_key(case: FinishedCase) -> str:
     # Trial 0 keeps the bare node id, so it pairs with a session that ran each case once.
-    return case.nodeid if case.trial == 0 else f"{case.nodeid}#trial{case.trial}"
+    # Under --dist each every worker runs every test: each copy is a case of its own.
+    key = case.nodeid if case.trial == 0 else f"{case.nodeid}#trial{case.trial}"
+    return key if case.worker is None else f"{key}@{case.worker}"
 
 
 def _custom(case: FinishedCase, kind: str, key: str, experiment: str | None,
@@ -282,6 +284,7 @@ def _custom(case: FinishedCase, kind: str, key: str, experiment: str | None,
         "experiment": experiment,
         "trial": case.trial,
         "reruns": case.reruns,
+        **({} if case.worker is None else {"worker": case.worker}),
         "harness": harness,
     }
 
