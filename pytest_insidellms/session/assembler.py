@@ -153,10 +153,11 @@ class CaseAssembler:
             for consumer in self.consumers:
                 consumer.on_finish(killed=killed,
                                    internal_error=exitstatus == pytest.ExitCode.INTERNAL_ERROR)
-        self.signals.restore()  # a signal held while the runs ended is not replayed
         self.problems.apply_strict(session)
 
     def pytest_unconfigure(self) -> None:
+        # Only now: a second signal while pytest finishes (its summary included) is held,
+        # so an interrupted session always ends with pytest's own exit code 2.
         self.signals.restore()
 
 

@@ -3,8 +3,9 @@
 While installed, SIGINT and SIGTERM (CI cancelling a job) raise KeyboardInterrupt, as Ctrl-C
 does without the plugin, and are remembered: a session that stops itself (``-x``, ``--sw``,
 ``pytest.exit``, pytest-xdist's maxfail) raises KeyboardInterrupt subclasses too, but is not
-killed. Once a signal arrived, further ones are held until the runs have ended (a second
-Ctrl-C must not leave runs ``running``), then the previous handlers come back. A process the
+killed. Once a signal arrived, further ones are held until pytest is done (a second Ctrl-C
+must not leave runs ``running``, nor cut pytest's summary short), then the previous handlers
+come back. A process the
 test forks gets the handlers it would have had without the plugin.
 """
 
