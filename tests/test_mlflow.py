@@ -267,6 +267,22 @@ def test_metric_history_keeps_steps_and_ends_with_the_final_value(
     assert run.data.metrics["same_step"] == 5.0
 
 
+def test_one_call_shares_a_timestamp_and_timestamps_increase_across_calls(
+    store: Store, make_tracker: MakeTracker
+) -> None:
+    tracker = make_tracker(store)
+    run_id = tracker.start_run("r")
+    for value in range(50):  # faster than one call a millisecond
+        tracker.log_metrics({"a": value, "b": -value}, step=3)
+    tracker.end_run()
+
+    stamps = {key: [m.timestamp for m in store.client.get_metric_history(run_id, key)]
+              for key in ("a", "b")}
+    assert stamps["a"] == stamps["b"]
+    assert all(later > earlier for earlier, later in zip(stamps["a"], stamps["a"][1:]))
+    assert get_run(store, run_id).data.metrics == {"a": 49.0, "b": -49.0}
+
+
 def test_nan_stays_nan_and_infinity_becomes_the_largest_float(
     store: Store, make_tracker: MakeTracker
 ) -> None:

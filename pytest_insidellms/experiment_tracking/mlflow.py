@@ -14,8 +14,11 @@ How data maps to MLflow:
   thread, on :meth:`MLflowTracker.flush` and at ``end_run``. If a request fails, that batch is
   dropped and the error is raised (as :class:`TrackingError`) by the call that sent it or, for
   the timer, by the next call on the tracker.
-* Metric timestamps are nudged so they strictly increase per key: a metric logged several
-  times at one step ends with its last value in MLflow's run view, not the largest.
+* Metric timestamps are nudged so they strictly increase per run (all values of one call
+  share one): a metric logged several times at one step ends with its last value in MLflow's
+  run view, not the largest. One clock per run rather than one per metric key keeps the
+  tracker's memory flat however many keys a run has; calls faster than one a millisecond
+  run it a little ahead of the wall clock.
 * Params become strings (lists and dicts as compact JSON); values over 6000 characters are
   cut with a :class:`TrackingWarning`. MLflow forbids changing a param: re-logging the same
   value is skipped, and a new value is kept as ``<key>.v2``, ``<key>.v3``... (the first value
@@ -89,17 +92,17 @@ _NOTE_TAG: Final = "mlflow.note.content"
 @dataclass(eq=False, kw_only=True)
 class MLflowRun(Run):
     experiment_id: str
-    #: Buffered ``mlflow.entities.Metric`` objects, oldest first.
-    metrics: list[Any] = field(default_factory=list)
+    #: Buffered metrics as ``(key, value, timestamp ms, step)``, oldest first.
+    metrics: list[tuple[str, float, int, int]] = field(default_factory=list)
     #: Buffered params, key -> string value.
     params: dict[str, str] = field(default_factory=dict)
     #: Every param key sent or buffered in this run, with its value.
-    param_keys: dict[str, str] = field(default_factory=dict)
-    #: For each param key as logged: its latest value and how many values it has had.
+    param_values: dict[str, str] = field(default_factory=dict)
+    #: Only for keys logged with a changed value: the latest value and its version number.
     param_latest: dict[str, str] = field(default_factory=dict)
     param_versions: dict[str, int] = field(default_factory=dict)
-    #: Last timestamp (ms) used per metric key.
-    metric_clock: dict[str, int] = field(default_factory=dict)
+    #: The last metric timestamp (ms) used in this run.
+    clock: int = -1
 
 
 class MLflowTracker(ExperimentTracker[MLflowRun]):
@@ -205,12 +208,9 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
         )
         for metric in existing.data.to_proto().metrics:
             run.last_step = max(run.last_step, metric.step)
-            run.metric_clock[metric.key] = max(
-                run.metric_clock.get(metric.key, -1), metric.timestamp
-            )
+            run.clock = max(run.clock, metric.timestamp)
         params: dict[str, str] = dict(existing.data.params)
-        run.param_keys.update(params)
-        run.param_latest.update(params)
+        run.param_values.update(params)
         for key, value in params.items():
             base, dot, version = key.rpartition(".v")
             if (dot and version.isdigit() and base in params
@@ -223,13 +223,10 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
         self, run: MLflowRun, metrics: dict[str, float], step: int, timestamp: float
     ) -> None:
         self._raise_background_error()
-        now = _ms(timestamp)
-        for key, value in metrics.items():
-            # MLflow's "latest value" is the one with the largest (step, timestamp, value):
-            # a strictly increasing timestamp makes the last value logged at a step win.
-            when = max(now, run.metric_clock.get(key, -1) + 1)
-            run.metric_clock[key] = when
-            run.metrics.append(self._entities.Metric(key, value, when, step))
+        # MLflow's "latest value" is the one with the largest (step, timestamp, value): a
+        # strictly increasing timestamp makes the last value logged at a step win.
+        when = run.clock = max(_ms(timestamp), run.clock + 1)
+        run.metrics.extend([(key, value, when, step) for key, value in metrics.items()])
         if len(run.metrics) >= MAX_METRICS_PER_BATCH:
             self._flush_run(run, full_only=True)
 
@@ -238,13 +235,14 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
         for key, raw in params.items():
             value = _cut(param_string(raw), MAX_PARAM_VAL_LENGTH, f"param {key!r}")
             target = key
-            current = run.param_latest.get(key, run.param_keys.get(key))
+            current = run.param_latest[key] if key in run.param_latest else (
+                run.param_values.get(key))
             if current is not None:
                 if current == value:
                     continue
                 target = self._next_version(run, key)
-            run.param_latest[key] = value
-            run.param_keys[target] = value
+                run.param_latest[key] = value
+            run.param_values[target] = value
             run.params[target] = value
         if len(run.params) >= MAX_PARAMS_TAGS_PER_BATCH:
             self._flush_run(run, full_only=True)
@@ -254,7 +252,7 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
         while True:
             version += 1
             candidate = sanitize_key(f"{key}.v{version}")
-            if candidate not in run.param_keys:
+            if candidate not in run.param_values:
                 run.param_versions[key] = version
                 return candidate
 
@@ -334,13 +332,15 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
                 params.append(self._entities.Param(key, run.params.pop(key)))
             room = min(MAX_METRICS_PER_BATCH, MAX_ENTITIES_PER_BATCH - len(params))
             count = 0
-            for metric in run.metrics[:room]:
-                size = _json_size(metric.key) + 96
+            for key, *_ in run.metrics[:room]:
+                size = _json_size(key) + 96
                 if (params or count) and size > budget:
                     break
                 budget -= size
                 count += 1
-            metrics, run.metrics = run.metrics[:count], run.metrics[count:]
+            metric = self._entities.Metric
+            metrics = [metric(*values) for values in run.metrics[:count]]
+            del run.metrics[:count]
             try:
                 self.client.log_batch(run.run_id, metrics=metrics, params=params, synchronous=True)
             except self._exception_type as exc:
