@@ -419,6 +419,28 @@ def test_timer_flushes_an_open_run_and_its_thread_ends_with_the_last_run(
     assert not threads[0].is_alive()
 
 
+def test_timer_leaves_a_run_alone_while_its_batches_keep_filling(
+    sqlite_store: Store, make_tracker: MakeTracker
+) -> None:
+    tracker = make_tracker(sqlite_store, flush_interval=0.5)
+    sent: list[int] = []
+    log_batch = tracker.client.log_batch
+
+    def counting_log_batch(run_id: str, metrics: Any = (), params: Any = (), **kw: Any) -> Any:
+        sent.append(len(metrics))
+        return log_batch(run_id, metrics=metrics, params=params, **kw)
+
+    tracker.client.log_batch = counting_log_batch
+    run_id = tracker.start_run("busy")
+    for call in range(100):  # a full batch every 5 calls, about every 0.1 s
+        tracker.log_metrics({f"m{k}": call for k in range(200)})
+        time.sleep(0.02)
+    assert sent and set(sent) == {1000}, sent  # no partial batch from the timer
+    tracker.end_run()
+    assert sum(sent) == 100 * 200
+    assert get_run(sqlite_store, run_id).data.metrics["m7"] == 99.0
+
+
 def test_flush_sends_buffered_data_at_once(sqlite_store: Store, make_tracker: MakeTracker) -> None:
     tracker = make_tracker(sqlite_store)
     run_id = tracker.start_run("r")

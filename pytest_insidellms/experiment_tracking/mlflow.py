@@ -10,10 +10,10 @@ How data maps to MLflow:
 * Nested runs carry the ``mlflow.parentRunId`` tag; config tags become run tags with the value
   ``"true"``; config notes become the run description (``mlflow.note.content``).
 * Metrics and params are buffered per run and sent with ``log_batch`` within MLflow's
-  per-request limits: when a batch is full, every ``flush_interval`` seconds from a daemon
-  thread, on :meth:`MLflowTracker.flush` and at ``end_run``. If a request fails, that batch is
-  dropped and the error is raised (as :class:`TrackingError`) by the call that sent it or, for
-  the timer, by the next call on the tracker.
+  per-request limits: when a batch is full, from a daemon thread for a run that sent nothing
+  for ``flush_interval`` seconds, on :meth:`MLflowTracker.flush` and at ``end_run``. If a
+  request fails, that batch is dropped and the error is raised (as :class:`TrackingError`)
+  by the call that sent it or, for the timer, by the next call on the tracker.
 * Metric timestamps are nudged so they strictly increase per run (all values of one call
   share one): a metric logged several times at one step ends with its last value in MLflow's
   run view, not the largest. One clock per run rather than one per metric key keeps the
@@ -41,6 +41,7 @@ import shlex
 import shutil
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -103,6 +104,8 @@ class MLflowRun(Run):
     param_versions: dict[str, int] = field(default_factory=dict)
     #: The last metric timestamp (ms) used in this run.
     clock: int = -1
+    #: When (``time.monotonic()``) a request last carried this run's data.
+    last_sent: float = 0.0
 
 
 class MLflowTracker(ExperimentTracker[MLflowRun]):
@@ -304,9 +307,16 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=self.flush_interval + 30)
 
-    def _flush_all(self) -> None:
+    def _flush_all(self, idle_only: bool = False) -> None:
+        """Send every run's buffer; ``idle_only`` (the timer): only of runs that sent nothing
+        for ``flush_interval``. A run whose batches keep filling up has its data on its way,
+        and a timer request in between is one more request with params, each of which
+        makes MLflow's sql store re-read every param of the run."""
         first_error: BaseException | None = None
+        now = time.monotonic()
         for run in list(self._runs.values()):
+            if idle_only and now - run.last_sent < self.flush_interval:
+                continue
             try:
                 self._flush_run(run)
             except Exception as exc:  # noqa: BLE001 - the other runs still deserve their data
@@ -341,6 +351,7 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
             metric = self._entities.Metric
             metrics = [metric(*values) for values in run.metrics[:count]]
             del run.metrics[:count]
+            run.last_sent = time.monotonic()
             try:
                 self.client.log_batch(run.run_id, metrics=metrics, params=params, synchronous=True)
             except self._exception_type as exc:
@@ -373,7 +384,7 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
                 if stop.is_set():
                     return
                 try:
-                    self._flush_all()
+                    self._flush_all(idle_only=True)
                 except Exception as exc:  # noqa: BLE001 - no caller here; the next call reports it
                     self._background_error = self._background_error or exc
 
