@@ -12,6 +12,9 @@ one table; ``--memory`` adds MLflow's memory growth after the tracker exists, fo
     python benchmarks/anchor.py --ref-python /tmp/venv-ref/bin/python
     python benchmarks/anchor.py --backends tensorboard,wandb --repeat 5
     python benchmarks/anchor.py --ref-python /tmp/venv-ref/bin/python --memory
+
+insideLLMs sends one request per result and MLflow re-reads a run's params on each, so its
+--memory runs at N=8000 take several minutes.
 """
 
 from __future__ import annotations
@@ -34,12 +37,14 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WORKLOAD = ROOT / ".." / "shared" / "bench" / "anchor_workload.py"
 BACKENDS = ("local", "mlflow-sqlite", "mlflow-http", "tensorboard", "wandb")
 MEMORY_SIZES = (500, 2000, 8000)
+MEMORY_MARK = "ANCHOR_MEMORY "
 
 #: One measured MLflow run for --memory: RSS once the tracker and the parent run exist
 #: (MLflow imported, store open), then the workload, then the peak. argv: workload, impl,
 #: tracking URI, N.
 MEMORY_CHILD = """
 import importlib.util, json, sys, time
+MARK = "ANCHOR_MEMORY "
 spec = importlib.util.spec_from_file_location("anchor_workload", sys.argv[1])
 aw = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(aw)
@@ -56,8 +61,8 @@ for k, (lo, hi) in enumerate(aw.module_bounds(n, 10)):
         tracker.log_experiment_result(results[i], prefix=f"t{i}/")
     tracker.end_run()
 tracker.end_run()
-print(json.dumps({"ready_mib": ready / 1024, "peak_mib": aw.peak_rss_kib() / 1024,
-                  "ms_per_result": 1000 * (time.perf_counter() - started) / n}))
+print(MARK + json.dumps({"ready_mib": ready / 1024, "peak_mib": aw.peak_rss_kib() / 1024,
+                         "ms_per_result": 1000 * (time.perf_counter() - started) / n}), flush=True)
 """
 
 
@@ -157,28 +162,33 @@ def memory_run(python: str, impl: str, uri: str, n: int, args: argparse.Namespac
     done = subprocess.run([python, "-c", MEMORY_CHILD, str(args.workload), impl, uri, str(n)],
                           env=child_env(impl, workdir, workload), cwd=workdir,
                           capture_output=True, text=True)
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        return {"error": done.stderr[-300:]}
-    result: dict[str, Any] = json.loads(lines[-1])
+    # insideLLMs leaves an MLflow fluent run open, whose end at exit prints to stdout.
+    lines = [line for line in done.stdout.splitlines() if line.startswith(MEMORY_MARK)]
+    if not lines:
+        return {"error": done.stderr[-300:] or f"exit code {done.returncode}"}
+    result: dict[str, Any] = json.loads(lines[-1][len(MEMORY_MARK):])
     return result
 
 
 def memory_table(args: argparse.Namespace, workload: ModuleType, base: Path) -> str:
     """RSS growth once the tracker exists (MLflow imported, store open), sqlite and HTTP."""
-    impls = [("ours", sys.executable)] + ([("insidellms", args.ref_python)]
-                                          if args.ref_python else [])
+    impls = [("ours", sys.executable, args.memory_sizes)] + (
+        [("insidellms", args.ref_python, args.ref_memory_sizes or args.memory_sizes)]
+        if args.ref_python else [])
     template, _ = workload.make_sqlite_template(base)
     server = workload.MlflowServer(base / "memory")
     server.start()
     lines = ["| store | N | " + " | ".join(
-        f"{impl} growth MiB (ms/result)" for impl, _ in impls) + " |",
+        f"{impl} growth MiB (ms/result)" for impl, _, _ in impls) + " |",
         "|---|---|" + "---|" * len(impls)]
     try:
         for store in ("sqlite", "http"):
-            for n in MEMORY_SIZES:
+            for n in args.memory_sizes:
                 cells = []
-                for impl, python in impls:
+                for impl, python, sizes in impls:
+                    if n not in sizes:
+                        cells.append("not run")
+                        continue
                     workdir = Path(tempfile.mkdtemp(dir=base))
                     uri = server.uri
                     if store == "sqlite":
@@ -204,7 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--memory", action="store_true",
-                        help="also MLflow's RSS growth at N = 500, 2000, 8000")
+                        help="also MLflow's RSS growth at each of --memory-sizes")
+    parser.add_argument("--memory-sizes", default=",".join(map(str, MEMORY_SIZES)),
+                        type=lambda text: [int(n) for n in text.split(",")],
+                        help="N for --memory (default: %(default)s)")
+    parser.add_argument("--ref-memory-sizes", type=lambda text: [int(n) for n in text.split(",")],
+                        help="N for insideLLMs' --memory runs (default: --memory-sizes)")
     parser.add_argument("--json", type=Path, help="write every summary to this file")
     args = parser.parse_args(argv)
     args.workload = args.workload.resolve()
@@ -223,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         cpu = os.cpu_count()
         print(f"\nmachine: {platform.platform()}, {cpu} CPUs, Python {platform.python_version()};"
               f" N={args.n}, {args.repeat} runs each, medians\n")
-        print(anchor_table(rows, args.n))
+        if rows:
+            print(anchor_table(rows, args.n))
         if args.memory:
             print("\nMLflow: RSS growth from the tracker's first run being open to the peak\n")
             print(memory_table(args, workload, base))

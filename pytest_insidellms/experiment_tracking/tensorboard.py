@@ -198,8 +198,8 @@ class TensorBoardTracker(ExperimentTracker[TensorBoardRun]):
     def _record_metrics(
         self, run: TensorBoardRun, metrics: dict[str, float], step: int, timestamp: float
     ) -> None:
-        # One event for the call: a record per value made tensorboardX pickle, queue, frame
-        # and checksum (in pure Python) every value on its own.
+        # One event for the call: tensorboardX pickles, queues, frames and checksums (in pure
+        # Python) each event, so an event per value costs that many times over.
         value = self._protos.Value
         summary = self._protos.Summary(
             value=[value(tag=scalar_tag(key), simple_value=v) for key, v in metrics.items()]
