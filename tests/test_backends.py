@@ -338,7 +338,7 @@ def tensorboard_runs(track_dir: Path, local: SessionView, project: str = PROJECT
     log_dir = track_dir / "tensorboard" / safe_id(project)
     session_dir = safe_dir_name(local.run.name)
     dirs = {local.run.name: session_dir} | {m: f"{session_dir}/{safe_dir_name(m)}" for m in MODULES}
-    assert run_ids(log_dir) == sorted([*dirs.values(), *(f"{d}/hparams" for d in dirs.values())])
+    assert run_ids(log_dir) == sorted(dirs.values())  # hparams live in each run's own directory
     assert dirs[LOGGED] == f"{session_dir}/evals_sub_test_logged.py"
     found = {name: read_run(log_dir / directory) for name, directory in dirs.items()}
     for reference, run in pairs(local, found):

@@ -267,6 +267,22 @@ def test_metric_history_keeps_steps_and_ends_with_the_final_value(
     assert run.data.metrics["same_step"] == 5.0
 
 
+def test_one_call_shares_a_timestamp_and_timestamps_increase_across_calls(
+    store: Store, make_tracker: MakeTracker
+) -> None:
+    tracker = make_tracker(store)
+    run_id = tracker.start_run("r")
+    for value in range(50):  # faster than one call a millisecond
+        tracker.log_metrics({"a": value, "b": -value}, step=3)
+    tracker.end_run()
+
+    stamps = {key: [m.timestamp for m in store.client.get_metric_history(run_id, key)]
+              for key in ("a", "b")}
+    assert stamps["a"] == stamps["b"]
+    assert all(later > earlier for earlier, later in zip(stamps["a"], stamps["a"][1:]))
+    assert get_run(store, run_id).data.metrics == {"a": 49.0, "b": -49.0}
+
+
 def test_nan_stays_nan_and_infinity_becomes_the_largest_float(
     store: Store, make_tracker: MakeTracker
 ) -> None:
@@ -401,6 +417,28 @@ def test_timer_flushes_an_open_run_and_its_thread_ends_with_the_last_run(
     tracker.end_run()
     threads[0].join(timeout=5)
     assert not threads[0].is_alive()
+
+
+def test_timer_leaves_a_run_alone_while_its_batches_keep_filling(
+    sqlite_store: Store, make_tracker: MakeTracker
+) -> None:
+    tracker = make_tracker(sqlite_store, flush_interval=0.5)
+    sent: list[int] = []
+    log_batch = tracker.client.log_batch
+
+    def counting_log_batch(run_id: str, metrics: Any = (), params: Any = (), **kw: Any) -> Any:
+        sent.append(len(metrics))
+        return log_batch(run_id, metrics=metrics, params=params, **kw)
+
+    tracker.client.log_batch = counting_log_batch
+    run_id = tracker.start_run("busy")
+    for call in range(100):  # a full batch every 5 calls, about every 0.1 s
+        tracker.log_metrics({f"m{k}": call for k in range(200)})
+        time.sleep(0.02)
+    assert sent and set(sent) == {1000}, sent  # no partial batch from the timer
+    tracker.end_run()
+    assert sum(sent) == 100 * 200
+    assert get_run(sqlite_store, run_id).data.metrics["m7"] == 99.0
 
 
 def test_flush_sends_buffered_data_at_once(sqlite_store: Store, make_tracker: MakeTracker) -> None:

@@ -16,7 +16,10 @@ from typing import Any
 import numpy as np
 import pytest
 import tensorboardX
-from tensorboard_reader import read_run, run_ids
+import tensorboardX.proto.summary_pb2
+from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
+from tensorboard.compat.proto import summary_pb2 as tensorboard_summary_pb2
+from tensorboard_reader import hparams_trials, load, read_run, run_ids
 
 from pytest_insidellms.experiment_tracking import TensorBoardTracker, TrackingConfig, create_tracker
 from pytest_insidellms.experiment_tracking.tensorboard import safe_dir_name
@@ -68,7 +71,7 @@ def test_run_directory_is_named_after_the_run_and_its_id_is_the_tensorboard_run_
 
     assert run_id == "baseline"
     assert (log_dir / "baseline").is_dir()
-    assert run_ids(log_dir) == ["baseline", "baseline/hparams"]
+    assert run_ids(log_dir) == ["baseline"]  # the hparams live in the run, not a sub-run
 
 
 def test_unnamed_run_directory_is_a_utc_timestamp(tracker: TensorBoardTracker, log_dir: Path) -> None:
@@ -188,7 +191,7 @@ def test_params_are_a_markdown_table_per_call(tracker: TensorBoardTracker, log_d
     ]
 
 
-def test_hparams_hold_the_final_params_and_each_metrics_value_at_its_highest_step(
+def test_hparams_hold_the_final_params_and_each_metrics_last_logged_value(
     tracker: TensorBoardTracker, log_dir: Path
 ) -> None:
     run_id = tracker.start_run("hparams")
@@ -203,8 +206,91 @@ def test_hparams_hold_the_final_params_and_each_metrics_value_at_its_highest_ste
         "model": "b", "temperature": 0.2, "greedy": True, "seed": 7.0,
         "stop": '["x", "y"]', "budget": "null", "huge": str(2**60),
     }
-    assert run.hparam_metrics == {"accuracy": f32(0.9), "latency": 3.0, "run/status_code": 1.0}
-    assert run_ids(log_dir) == [run_id, f"{run_id}/hparams"]
+    # TensorBoard's reading of the run's own scalars (accuracy at step 2 was logged last):
+    # the value at the highest step would have needed every metric written a second time.
+    assert run.hparam_metrics == {"accuracy": f32(0.1), "latency": 3.0, "run/status_code": 1.0}
+    assert run_ids(log_dir) == [run_id]
+
+
+def test_every_metric_value_is_one_scalar_event_and_no_run_is_added(
+    tracker: TensorBoardTracker, log_dir: Path
+) -> None:
+    logged: dict[str, dict[str, int]] = {}  # run -> tag -> values logged
+    session = tracker.start_run("session")
+    for module in range(3):
+        run_id = tracker.start_run(f"module-{module}", nested=True)
+        tracker.log_params({"model": "m", f"seed{module}": module})
+        for call in range(20):
+            metrics = {f"t{call}/accuracy": call / 20, f"t{call}/count": float(call), "loss": 1.0}
+            tracker.log_metrics(metrics)
+            for key in metrics:
+                logged.setdefault(run_id, {}).setdefault(key, 0)
+                logged[run_id][key] += 1
+        tracker.end_run()
+    tracker.end_run()
+
+    multiplexer = EventMultiplexer().AddRunsFromDirectory(str(log_dir))
+    assert sorted(multiplexer.Runs()) == sorted([session, *logged])
+    for run_id in [session, *logged]:
+        acc = load(log_dir / run_id)
+        counts = {tag: len(acc.Scalars(tag)) for tag in acc.Tags()["scalars"]}
+        assert counts == {**logged.get(run_id, {}), "run/status_code": 1}, run_id
+    assert sum(sum(tags.values()) for tags in logged.values()) == 3 * 20 * 3
+
+
+def test_hparams_trials_are_the_runs_themselves_with_names_that_tell_them_apart(
+    tracker: TensorBoardTracker, log_dir: Path
+) -> None:
+    session = tracker.start_run("nightly evaluation session")
+    tracker.log_params({"suite": "evals"})
+    first = tracker.start_run("test_a.py", nested=True)
+    tracker.log_params({"model": "a", "temperature": 0.5})
+    tracker.log_metrics({"accuracy": 0.25}, step=3)
+    tracker.log_metrics({"accuracy": 0.75}, step=4)
+    tracker.end_run("failed")
+    second = tracker.start_run("test_b.py", nested=True)
+    tracker.log_params({"model": "b"})
+    deeper = tracker.start_run("case", nested=True)
+    tracker.end_run(run_id=session)
+
+    trials = hparams_trials(log_dir)
+    assert sorted(trials) == sorted([session, first, second, deeper])
+    names = {run: trial.name for run, trial in trials.items()}
+    assert names == {
+        session: "nightly evaluation session",
+        first: "test_a.py < nightly evaluation session",
+        second: "test_b.py < nightly evaluation session",
+        deeper: "case < test_b.py < nightly evaluation session",
+    }
+    # The first characters differ: where the dashboard cuts a name, trials stay apart.
+    assert len({name[:6] for name in names.values()}) == len(names)
+    assert trials[first].hparams == {"model": "a", "temperature": 0.5}
+    assert trials[first].metrics == {"accuracy": 0.75, "run/status_code": 1.0}
+    assert trials[first].status == "STATUS_FAILURE"
+    assert trials[second].hparams == {"model": "b"}
+    assert trials[second].status == "STATUS_SUCCESS"
+    assert trials[session].metrics == {"run/status_code": 0.0}
+
+
+def test_resuming_a_run_with_an_old_hparams_sub_run_moves_its_params_into_the_run(
+    make_tracker: MakeTracker, log_dir: Path
+) -> None:
+    run_dir = log_dir / "old run"
+    with tensorboardX.SummaryWriter(logdir=str(run_dir)) as old:  # how earlier versions wrote
+        old.add_scalar("accuracy", 0.5, 3)
+        old.add_hparams({"model": "a", "seed": 1}, {"accuracy": 0.5}, name="hparams")
+    assert run_ids(log_dir) == ["old run", "old run/hparams"]
+
+    tracker = make_tracker()
+    tracker.start_run(run_id="old run")
+    tracker.log_params({"model": "b"})
+    tracker.log_metrics({"accuracy": 0.75})
+    tracker.end_run()
+
+    assert run_ids(log_dir) == ["old run"]
+    run = read_run(run_dir)
+    assert run.hparams == {"model": "b", "seed": 1.0}
+    assert run.scalars["accuracy"] == [(3, 0.5), (4, 0.75)]
 
 
 def test_artifacts_are_copied_and_described_as_text(
@@ -389,8 +475,8 @@ def test_resume_appends_to_the_run_and_continues_its_steps_and_params(
     first.end_run("failed")
     # Give the first hparams file the name a write in an earlier second would have had
     # (tensorboardX names files by the second; a same-second write would overwrite it).
-    (old_hparams,) = (log_dir / run_id / "hparams").iterdir()
-    old_hparams.rename(old_hparams.with_name("events.out.tfevents.1000000000.earlier"))
+    (old_hparams,) = (log_dir / run_id).glob("*.hparams")
+    old_hparams.rename(old_hparams.with_name("events.out.tfevents.1000000000.earlier.hparams"))
 
     second = make_tracker()
     assert second.start_run("another name", run_id=run_id) == run_id
@@ -404,7 +490,8 @@ def test_resume_appends_to_the_run_and_continues_its_steps_and_params(
     assert [status for _, status in run.texts["run/status"]] == ["failed", "finished"]
     assert run.hparams == {"model": "b", "seed": 1.0}
     assert run.hparam_metrics == {"accuracy": f32(0.7), "run/status_code": 0.0}
-    assert run_ids(log_dir) == [run_id, f"{run_id}/hparams"]
+    assert run_ids(log_dir) == [run_id]
+    assert len(list((log_dir / run_id).glob("*.hparams"))) == 1
 
 
 def test_resume_of_an_unknown_id_creates_a_run_with_that_id(
@@ -501,6 +588,7 @@ class TorchSignatureWriter:
         self._writer = tensorboardX.SummaryWriter(
             logdir=log_dir, max_queue=max_queue, flush_secs=flush_secs, filename_suffix=filename_suffix
         )
+        self.file_writer = TorchFileWriter(self._writer)
 
     def add_scalar(self, tag: str, scalar_value: float, global_step: int | None = None,
                    walltime: float | None = None, new_style: bool = False,
@@ -529,6 +617,20 @@ class TorchSignatureWriter:
         self._writer.close()
 
 
+class TorchFileWriter:
+    """torch's FileWriter: takes tensorboard's protobuf classes (tensorboardX's wants its own
+    copies of them, so they are converted here)."""
+
+    def __init__(self, writer: tensorboardX.SummaryWriter) -> None:
+        self._writer = writer
+
+    def add_summary(self, summary: Any, global_step: int | None = None,
+                    walltime: float | None = None) -> None:
+        assert isinstance(summary, tensorboard_summary_pb2.Summary), type(summary)
+        converted = tensorboardX.proto.summary_pb2.Summary.FromString(summary.SerializeToString())
+        self._writer.file_writer.add_summary(converted, global_step, walltime)
+
+
 def test_torch_writer_path_uses_torch_keywords_end_to_end(
     monkeypatch: pytest.MonkeyPatch, log_dir: Path
 ) -> None:
@@ -554,7 +656,7 @@ def test_torch_writer_path_uses_torch_keywords_end_to_end(
     run = read_run(log_dir / run_id)
     assert run.scalars["x"] == [(3, 1.0), (5, 2.0)]  # the histogram took step 4
     assert run.hparams == {"lr": 0.5}
-    assert run_ids(log_dir) == [run_id, f"{run_id}/hparams"]
+    assert run_ids(log_dir) == [run_id]
 
 
 def test_importing_the_backend_module_does_not_import_an_sdk() -> None:

@@ -161,6 +161,76 @@ def test_params_go_to_the_config_and_a_changed_value_is_kept(session: Session) -
     assert config["judge"] == {"name": "strict", "k": 3}
 
 
+@pytest.fixture
+def config_updates(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Every ``config.update`` the SDK receives (the real one still runs)."""
+    calls: list[dict[str, Any]] = []
+    real_update = wandb.sdk.wandb_config.Config.update
+
+    def update(self: Any, d: Any, allow_val_change: bool | None = None) -> None:
+        calls.append(dict(d))
+        real_update(self, d, allow_val_change=allow_val_change)
+
+    monkeypatch.setattr(wandb.sdk.wandb_config.Config, "update", update)
+    return calls
+
+
+def test_params_of_many_calls_reach_the_config_in_one_update(
+    tmp_path: Path, config_updates: list[dict[str, Any]]
+) -> None:
+    tracker = WandBTracker(mode="offline", dir=tmp_path, flush_interval=60)
+    run_id = tracker.start_run("many results")
+    for i in range(100):
+        tracker.log_metrics({f"t{i}/accuracy": i / 100})
+        tracker.log_params({f"t{i}/model": f"m{i}", "shared": i})
+    assert config_updates == []  # gathered, not sent one call at a time
+    tracker.end_run()
+
+    assert len(config_updates) == 1
+    (run,) = read_runs(tmp_path)
+    assert run.run_id == run_id
+    assert run.config == {**{f"t{i}/model": f"m{i}" for i in range(100)}, "shared": 99}
+    assert [run.values(f"t{i}/accuracy") for i in (0, 99)] == [[0.0], [0.99]]
+
+
+def test_pending_params_are_sent_by_flush_and_while_the_tracker_is_idle(
+    tmp_path: Path, config_updates: list[dict[str, Any]]
+) -> None:
+    tracker = WandBTracker(mode="offline", dir=tmp_path, flush_interval=60)
+    tracker.start_run("explicit")
+    tracker.log_params({"model": "a"})
+    tracker.flush()
+    assert config_updates == [{"model": "a"}]
+    tracker.end_run()
+
+    idle = WandBTracker(mode="offline", dir=tmp_path / "idle", flush_interval=0.1)
+    idle.start_run("idle")
+    idle.log_params({"seed": 3})
+    deadline = time.monotonic() + 5
+    while {"seed": 3} not in config_updates:
+        assert time.monotonic() < deadline, "the params never left the tracker"
+        time.sleep(0.02)
+    idle.end_run()
+    assert config_updates.count({"seed": 3}) == 1
+
+
+def test_a_failed_background_send_is_raised_by_the_next_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(self: Any, d: Any, allow_val_change: bool | None = None) -> None:
+        raise wandb.Error("config is locked")
+
+    monkeypatch.setattr(wandb.sdk.wandb_config.Config, "update", refuse)
+    tracker = WandBTracker(mode="offline", dir=tmp_path, flush_interval=0.05)
+    tracker.start_run("locked")
+    tracker.log_params({"model": "a"})
+    time.sleep(0.5)
+    with pytest.raises(wandb.Error, match="config is locked"):
+        tracker.log_metrics({"x": 1.0})
+    tracker.log_metrics({"x": 2.0})  # raised once
+    tracker.end_run()
+
+
 def test_metrics_keep_their_explicit_steps_even_when_a_lower_step_follows(session: Session) -> None:
     qa = session.run("qa")
     logged = [(row[STEP_METRIC], row["accuracy"]) for row in qa.history if "accuracy" in row]

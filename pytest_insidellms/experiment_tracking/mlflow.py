@@ -10,12 +10,15 @@ How data maps to MLflow:
 * Nested runs carry the ``mlflow.parentRunId`` tag; config tags become run tags with the value
   ``"true"``; config notes become the run description (``mlflow.note.content``).
 * Metrics and params are buffered per run and sent with ``log_batch`` within MLflow's
-  per-request limits: when a batch is full, every ``flush_interval`` seconds from a daemon
-  thread, on :meth:`MLflowTracker.flush` and at ``end_run``. If a request fails, that batch is
-  dropped and the error is raised (as :class:`TrackingError`) by the call that sent it or, for
-  the timer, by the next call on the tracker.
-* Metric timestamps are nudged so they strictly increase per key: a metric logged several
-  times at one step ends with its last value in MLflow's run view, not the largest.
+  per-request limits: when a batch is full, from a daemon thread for a run that sent nothing
+  for ``flush_interval`` seconds, on :meth:`MLflowTracker.flush` and at ``end_run``. If a
+  request fails, that batch is dropped and the error is raised (as :class:`TrackingError`)
+  by the call that sent it or, for the timer, by the next call on the tracker.
+* Metric timestamps are nudged so they strictly increase per run (all values of one call
+  share one): a metric logged several times at one step ends with its last value in MLflow's
+  run view, not the largest. One clock per run rather than one per metric key keeps the
+  tracker's memory flat however many keys a run has; calls faster than one a millisecond
+  run it a little ahead of the wall clock.
 * Params become strings (lists and dicts as compact JSON); values over 6000 characters are
   cut with a :class:`TrackingWarning`. MLflow forbids changing a param: re-logging the same
   value is skipped, and a new value is kept as ``<key>.v2``, ``<key>.v3``... (the first value
@@ -38,6 +41,7 @@ import shlex
 import shutil
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -89,17 +93,19 @@ _NOTE_TAG: Final = "mlflow.note.content"
 @dataclass(eq=False, kw_only=True)
 class MLflowRun(Run):
     experiment_id: str
-    #: Buffered ``mlflow.entities.Metric`` objects, oldest first.
-    metrics: list[Any] = field(default_factory=list)
+    #: Buffered metrics as ``(key, value, timestamp ms, step)``, oldest first.
+    metrics: list[tuple[str, float, int, int]] = field(default_factory=list)
     #: Buffered params, key -> string value.
     params: dict[str, str] = field(default_factory=dict)
     #: Every param key sent or buffered in this run, with its value.
-    param_keys: dict[str, str] = field(default_factory=dict)
-    #: For each param key as logged: its latest value and how many values it has had.
+    param_values: dict[str, str] = field(default_factory=dict)
+    #: Only for keys logged with a changed value: the latest value and its version number.
     param_latest: dict[str, str] = field(default_factory=dict)
     param_versions: dict[str, int] = field(default_factory=dict)
-    #: Last timestamp (ms) used per metric key.
-    metric_clock: dict[str, int] = field(default_factory=dict)
+    #: The last metric timestamp (ms) used in this run.
+    clock: int = -1
+    #: When (``time.monotonic()``) a request last carried this run's data.
+    last_sent: float = 0.0
 
 
 class MLflowTracker(ExperimentTracker[MLflowRun]):
@@ -205,12 +211,9 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
         )
         for metric in existing.data.to_proto().metrics:
             run.last_step = max(run.last_step, metric.step)
-            run.metric_clock[metric.key] = max(
-                run.metric_clock.get(metric.key, -1), metric.timestamp
-            )
+            run.clock = max(run.clock, metric.timestamp)
         params: dict[str, str] = dict(existing.data.params)
-        run.param_keys.update(params)
-        run.param_latest.update(params)
+        run.param_values.update(params)
         for key, value in params.items():
             base, dot, version = key.rpartition(".v")
             if (dot and version.isdigit() and base in params
@@ -223,13 +226,10 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
         self, run: MLflowRun, metrics: dict[str, float], step: int, timestamp: float
     ) -> None:
         self._raise_background_error()
-        now = _ms(timestamp)
-        for key, value in metrics.items():
-            # MLflow's "latest value" is the one with the largest (step, timestamp, value):
-            # a strictly increasing timestamp makes the last value logged at a step win.
-            when = max(now, run.metric_clock.get(key, -1) + 1)
-            run.metric_clock[key] = when
-            run.metrics.append(self._entities.Metric(key, value, when, step))
+        # MLflow's "latest value" is the one with the largest (step, timestamp, value): a
+        # strictly increasing timestamp makes the last value logged at a step win.
+        when = run.clock = max(_ms(timestamp), run.clock + 1)
+        run.metrics.extend([(key, value, when, step) for key, value in metrics.items()])
         if len(run.metrics) >= MAX_METRICS_PER_BATCH:
             self._flush_run(run, full_only=True)
 
@@ -238,13 +238,14 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
         for key, raw in params.items():
             value = _cut(param_string(raw), MAX_PARAM_VAL_LENGTH, f"param {key!r}")
             target = key
-            current = run.param_latest.get(key, run.param_keys.get(key))
+            current = run.param_latest[key] if key in run.param_latest else (
+                run.param_values.get(key))
             if current is not None:
                 if current == value:
                     continue
                 target = self._next_version(run, key)
-            run.param_latest[key] = value
-            run.param_keys[target] = value
+                run.param_latest[key] = value
+            run.param_values[target] = value
             run.params[target] = value
         if len(run.params) >= MAX_PARAMS_TAGS_PER_BATCH:
             self._flush_run(run, full_only=True)
@@ -254,7 +255,7 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
         while True:
             version += 1
             candidate = sanitize_key(f"{key}.v{version}")
-            if candidate not in run.param_keys:
+            if candidate not in run.param_values:
                 run.param_versions[key] = version
                 return candidate
 
@@ -306,9 +307,16 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=self.flush_interval + 30)
 
-    def _flush_all(self) -> None:
+    def _flush_all(self, idle_only: bool = False) -> None:
+        """Send every run's buffer; ``idle_only`` (the timer): only of runs that sent nothing
+        for ``flush_interval``. A run whose batches keep filling up has its data on its way,
+        and a timer request in between is one more request with params, each of which
+        makes MLflow's sql store re-read every param of the run."""
         first_error: BaseException | None = None
+        now = time.monotonic()
         for run in list(self._runs.values()):
+            if idle_only and now - run.last_sent < self.flush_interval:
+                continue
             try:
                 self._flush_run(run)
             except Exception as exc:  # noqa: BLE001 - the other runs still deserve their data
@@ -334,13 +342,16 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
                 params.append(self._entities.Param(key, run.params.pop(key)))
             room = min(MAX_METRICS_PER_BATCH, MAX_ENTITIES_PER_BATCH - len(params))
             count = 0
-            for metric in run.metrics[:room]:
-                size = _json_size(metric.key) + 96
+            for key, *_ in run.metrics[:room]:
+                size = _json_size(key) + 96
                 if (params or count) and size > budget:
                     break
                 budget -= size
                 count += 1
-            metrics, run.metrics = run.metrics[:count], run.metrics[count:]
+            metric = self._entities.Metric
+            metrics = [metric(*values) for values in run.metrics[:count]]
+            del run.metrics[:count]
+            run.last_sent = time.monotonic()
             try:
                 self.client.log_batch(run.run_id, metrics=metrics, params=params, synchronous=True)
             except self._exception_type as exc:
@@ -373,7 +384,7 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
                 if stop.is_set():
                     return
                 try:
-                    self._flush_all()
+                    self._flush_all(idle_only=True)
                 except Exception as exc:  # noqa: BLE001 - no caller here; the next call reports it
                     self._background_error = self._background_error or exc
 

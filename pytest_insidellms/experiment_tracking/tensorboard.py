@@ -4,8 +4,8 @@ Layout::
 
     <log_dir>/<run>/                     one TensorBoard run per tracker run
         events.out.tfevents.*            scalars, texts, histograms
+        events.out.tfevents.*.hparams    the run's HParams session, written at end_run
         artifacts/<name>                 copies of logged files and directories
-        hparams/events.out.tfevents.*    written by add_hparams at end_run (its own sub-run)
         <child run>/                     a nested run: same layout, one level down
 
 The run id is the run directory relative to ``log_dir`` with ``/`` separators
@@ -15,10 +15,15 @@ the exact run name is written as the text ``run/name``.
 
 What goes where:
 
-- metrics: one scalar per key (float32), at the given step with the call's wall time;
+- metrics: one scalar event per value (float32) at the given step with the call's wall time;
+  the values of one ``log_metrics`` call share one event record, which costs far less than a
+  record per value and reads back the same. Tags are cleaned as tensorboardX cleans them.
 - params: a ``| param | value |`` markdown table under the text tag ``params``, one entry per
-  ``log_params`` call; and, at ``end_run``, TensorBoard hparams (final params, plus the value
-  at the highest step of every metric) in the ``hparams`` sub-run;
+  ``log_params`` call; and, at ``end_run``, the final params as the run's HParams session in
+  the run's own directory. TensorBoard's HParams plugin takes a session's metric values from
+  the run's own scalars (the last value logged per tag), so no metric is written twice and
+  no extra run appears. The trial name (session group) is the run's path leaf first
+  (``test_a.py < session``): unique, and told apart where the dashboard cuts long names;
 - artifacts: copied to ``artifacts/<name>`` (``_2``, ``_3``... when the name is taken) and
   described by a markdown table under the text tag ``artifacts``;
 - at start: texts ``run/name``, ``run/project``, ``run/parent`` (nested runs), ``run/tags``,
@@ -26,7 +31,9 @@ What goes where:
 - at end: text ``run/status`` and scalar ``run/status_code`` (0 finished, 1 failed, 2 killed).
 
 Texts, status and artifact entries are written at the run's highest step so far (0 before any
-metric). TensorBoard stores text under ``<tag>/text_summary``.
+metric). TensorBoard stores text under ``<tag>/text_summary``. Runs written by earlier
+versions kept hparams in an ``hparams`` sub-run; resuming such a run reads its params from
+there and removes it.
 """
 
 from __future__ import annotations
@@ -58,24 +65,39 @@ STATUS_CODES: Final[dict[str, int]] = {"finished": 0, "failed": 1, "killed": 2}
 STATUS_CODE_TAG: Final = "run/status_code"
 NAME_TAG: Final = "run/name"
 ARTIFACTS_DIR: Final = "artifacts"
-HPARAMS_DIR: Final = "hparams"
-#: Directory names a nested run may not take: its parent already uses them.
-_RESERVED_CHILD_NAMES: Final = frozenset({ARTIFACTS_DIR, HPARAMS_DIR})
+#: Where earlier versions wrote a run's hparams (a sub-run of its own).
+LEGACY_HPARAMS_DIR: Final = "hparams"
+#: Directory names a nested run may not take: its parent uses them (or did, in old runs).
+_RESERVED_CHILD_NAMES: Final = frozenset({ARTIFACTS_DIR, LEGACY_HPARAMS_DIR})
+#: Ends the name of the event file that holds a run's HParams session.
+HPARAMS_FILE_SUFFIX: Final = ".hparams"
+#: Joins the parts of a run id, leaf first, into its HParams trial name.
+TRIAL_SEPARATOR: Final = " < "
 
 _WINDOWS_INVALID = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
 _WINDOWS_DEVICES: Final = frozenset(
     {"CON", "PRN", "AUX", "NUL"} | {f"{p}{n}" for p in ("COM", "LPT") for n in range(1, 10)}
 )
 _MAX_DIR_NAME: Final = 100
-_HPARAMS_SESSION_TAG: Final = "_hparams_/session_start_info"
+#: What TensorBoard's HParams plugin reads (tensorboard/plugins/hparams/metadata.py).
+_HPARAMS_PLUGIN: Final = "hparams"
+_SESSION_START_TAG: Final = "_hparams_/session_start_info"
+_SESSION_END_TAG: Final = "_hparams_/session_end_info"
+#: tensorboardX's add_scalar replaces these in a tag (summary._clean_tag); so do we, so that
+#: both writers name a metric alike.
+_INVALID_TAG = re.compile(r"[^-/\w.]")
+
+
+class _FileWriter(Protocol):
+    def add_summary(
+        self, summary: Any, global_step: int | None = ..., walltime: float | None = ...
+    ) -> Any: ...
 
 
 class _SummaryWriter(Protocol):
     """The part of tensorboardX's and torch's SummaryWriter the tracker uses."""
 
-    def add_scalar(
-        self, tag: str, scalar_value: float, global_step: int | None = ..., walltime: float | None = ...
-    ) -> Any: ...
+    file_writer: _FileWriter
 
     def add_text(
         self, tag: str, text_string: str, global_step: int | None = ..., walltime: float | None = ...
@@ -101,8 +123,6 @@ class TensorBoardRun(Run):
     writer: _SummaryWriter
     #: Params merged over every log_params call; written as hparams at end_run.
     params: dict[str, Any] = field(default_factory=dict)
-    #: metric -> (highest step, value at that step); the hparams metric values.
-    last_metrics: dict[str, tuple[int, float]] = field(default_factory=dict)
     #: Something was written since the writer was created or last flushed.
     unflushed: bool = True
 
@@ -127,6 +147,7 @@ class TensorBoardTracker(ExperimentTracker[TensorBoardRun]):
         if isinstance(flush_secs, bool) or not isinstance(flush_secs, (int, float)) or not flush_secs > 0:
             raise ValueError(f"flush_secs must be a positive number of seconds, got {flush_secs!r}")
         self.writer_kind, self._writer_class = _load_writer(writer)
+        self._protos = _Protos(self.writer_kind)
         super().__init__(config)
         # Absolute, so a later chdir (tests, user code) cannot move runs already under way.
         self.log_dir = Path(log_dir).absolute()
@@ -166,11 +187,10 @@ class TensorBoardTracker(ExperimentTracker[TensorBoardRun]):
         return run
 
     def _resume(self, path: Path, name: str, parent: TensorBoardRun | None) -> TensorBoardRun:
-        history = _read_history(path, self.writer_kind)
+        history = _read_history(path, self._protos)
         run = TensorBoardRun(
             run_id=path.relative_to(self.log_dir).as_posix(), name=history.name or name,
-            parent=parent, path=path, writer=self._new_writer(path),
-            params=history.params, last_metrics=history.last_metrics,
+            parent=parent, path=path, writer=self._new_writer(path), params=history.params,
         )
         run.last_step = history.last_step
         return run
@@ -178,11 +198,13 @@ class TensorBoardTracker(ExperimentTracker[TensorBoardRun]):
     def _record_metrics(
         self, run: TensorBoardRun, metrics: dict[str, float], step: int, timestamp: float
     ) -> None:
-        for key, value in metrics.items():
-            run.writer.add_scalar(key, value, global_step=step, walltime=timestamp)
-            previous = run.last_metrics.get(key)
-            if previous is None or step >= previous[0]:
-                run.last_metrics[key] = (step, value)
+        # One event for the call: tensorboardX pickles, queues, frames and checksums (in pure
+        # Python) each event, so an event per value costs that many times over.
+        value = self._protos.Value
+        summary = self._protos.Summary(
+            value=[value(tag=scalar_tag(key), simple_value=v) for key, v in metrics.items()]
+        )
+        run.writer.file_writer.add_summary(summary, step, timestamp)
         run.unflushed = True
 
     def _record_params(self, run: TensorBoardRun, params: dict[str, Any]) -> None:
@@ -210,23 +232,31 @@ class TensorBoardTracker(ExperimentTracker[TensorBoardRun]):
     def _close_run(self, run: TensorBoardRun, status: str, ended_at: datetime) -> None:
         try:
             step = _text_step(run)
-            code = STATUS_CODES[status]
             run.writer.add_text("run/status", status, step)
-            run.writer.add_scalar(
-                STATUS_CODE_TAG, code, global_step=step, walltime=ended_at.timestamp()
-            )
-            metrics = {key: value for key, (_, value) in run.last_metrics.items()}
-            metrics[STATUS_CODE_TAG] = float(code)
-            # A resumed run replaces its earlier hparams: TensorBoard reads only the first
-            # session record of a directory, and the params it held were loaded on resume.
-            shutil.rmtree(run.path / HPARAMS_DIR, ignore_errors=True)
-            hparams = {key: _hparam_value(value) for key, value in run.params.items()}
-            if self.writer_kind == "torch":
-                run.writer.add_hparams(hparams, metrics, run_name=HPARAMS_DIR)  # type: ignore[attr-defined]
-            else:
-                run.writer.add_hparams(hparams, metrics, name=HPARAMS_DIR)  # type: ignore[attr-defined]
+            code = float(STATUS_CODES[status])
+            self._record_metrics(run, {STATUS_CODE_TAG: code}, step, ended_at.timestamp())
+            self._write_session(run, status, ended_at)
         finally:
             run.writer.close()
+
+    def _write_session(self, run: TensorBoardRun, status: str, ended_at: datetime) -> None:
+        """The run's HParams session, in an event file of its own in the run directory.
+
+        Its own file, so that a resumed run can replace it: TensorBoard keeps the first
+        session record it reads in a directory, and the params it held were loaded on resume.
+        """
+        for earlier in run.path.glob(f"events.out.tfevents.*{HPARAMS_FILE_SUFFIX}"):
+            earlier.unlink()
+        if (run.path / LEGACY_HPARAMS_DIR).is_dir():
+            shutil.rmtree(run.path / LEGACY_HPARAMS_DIR, ignore_errors=True)
+        summary = self._protos.session_summary(
+            trial_name(run.run_id), run.params, run.started_at, status, ended_at
+        )
+        writer = self._new_writer(run.path, HPARAMS_FILE_SUFFIX)
+        try:
+            writer.file_writer.add_summary(summary, _text_step(run), ended_at.timestamp())
+        finally:
+            writer.close()
 
     # -- extras -----------------------------------------------------------------------------
 
@@ -295,10 +325,10 @@ class TensorBoardTracker(ExperimentTracker[TensorBoardRun]):
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _new_writer(self, path: Path) -> _SummaryWriter:
+    def _new_writer(self, path: Path, kind: str = "") -> _SummaryWriter:
         # A unique file name: a run resumed within the same second would otherwise reopen,
         # and truncate, the file its previous writer wrote (tensorboardX names by the second).
-        suffix = f".{time.time_ns()}.{uuid.uuid4().hex[:8]}"
+        suffix = f".{time.time_ns()}.{uuid.uuid4().hex[:8]}{kind}"
         directory = str(path)
         if self.writer_kind == "torch":
             writer: _SummaryWriter = self._writer_class(
@@ -388,6 +418,23 @@ def _markdown_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) ->
     return "\n".join(lines)
 
 
+def scalar_tag(key: str) -> str:
+    """The tag a metric is written under: ``key`` as tensorboardX's ``add_scalar`` cleans it
+    (characters outside letters, digits, ``- / _ .`` become ``_``; leading slashes go)."""
+    if _INVALID_TAG.search(key) is None and not key.startswith("/"):
+        return key
+    return _INVALID_TAG.sub("_", key).lstrip("/")
+
+
+def trial_name(run_id: str) -> str:
+    """A run's HParams trial name: its id's parts leaf first, ``case < test_a.py < session``.
+
+    Unique, as run ids are (no directory name holds ``<`` or starts or ends with a space),
+    and runs differ in their first characters, where the dashboard cuts long names.
+    """
+    return TRIAL_SEPARATOR.join(reversed(run_id.split("/")))
+
+
 def _hparam_value(value: Any) -> bool | int | float | str:
     """TensorBoard hparams hold bools, float64 numbers and strings: everything else (lists,
     dicts, None, integers a float64 would round) becomes its JSON text."""
@@ -398,6 +445,61 @@ def _hparam_value(value: Any) -> bool | int | float | str:
     return json.dumps(value, ensure_ascii=False)
 
 
+class _Protos:
+    """The protobuf classes of the writer's stack (tensorboardX ships its own copies, torch
+    writes with tensorboard's), and the HParams records built from them."""
+
+    def __init__(self, writer_kind: str) -> None:
+        if writer_kind == "torch":
+            names = ("tensorboard.compat.proto.event_pb2", "tensorboard.compat.proto.summary_pb2",
+                     "tensorboard.plugins.hparams.plugin_data_pb2",
+                     "tensorboard.plugins.hparams.api_pb2")
+        else:
+            names = ("tensorboardX.proto.event_pb2", "tensorboardX.proto.summary_pb2",
+                     "tensorboardX.proto.plugin_hparams_pb2", "tensorboardX.proto.api_pb2")
+        event, summary, hparams, api = (importlib.import_module(name) for name in names)
+        self.Event: Any = event.Event
+        self.Summary: Any = summary.Summary
+        self.Value: Any = summary.Summary.Value
+        self._metadata: Any = summary.SummaryMetadata
+        self.HParamsPluginData: Any = hparams.HParamsPluginData
+        # The plugin's statuses have no "killed": it did not succeed.
+        self._status = {"finished": api.STATUS_SUCCESS, "failed": api.STATUS_FAILURE,
+                        "killed": api.STATUS_FAILURE}
+
+    def session_summary(
+        self, trial: str, params: dict[str, Any], started_at: datetime, status: str,
+        ended_at: datetime,
+    ) -> Any:
+        """A Summary with a session's start record (params, trial name) and end record.
+
+        No experiment record: the plugin builds the experiment from every session's params
+        and every session run's scalar tags, where one record would be taken for all runs.
+        """
+        start = self.HParamsPluginData(version=0)
+        info = start.session_start_info
+        info.group_name = trial
+        info.start_time_secs = started_at.timestamp()
+        for key, raw in params.items():
+            value = _hparam_value(raw)
+            if isinstance(value, bool):
+                info.hparams[key].bool_value = value
+            elif isinstance(value, str):
+                info.hparams[key].string_value = value
+            else:
+                info.hparams[key].number_value = float(value)
+        end = self.HParamsPluginData(version=0)
+        end.session_end_info.status = self._status[status]
+        end.session_end_info.end_time_secs = ended_at.timestamp()
+        return self.Summary(value=[self._plugin_value(_SESSION_START_TAG, start),
+                                   self._plugin_value(_SESSION_END_TAG, end)])
+
+    def _plugin_value(self, tag: str, data: Any) -> Any:
+        plugin = self._metadata.PluginData(plugin_name=_HPARAMS_PLUGIN,
+                                           content=data.SerializeToString())
+        return self.Value(tag=tag, metadata=self._metadata(plugin_data=plugin))
+
+
 # -- reading a run back (for resume) -----------------------------------------------------------
 
 
@@ -405,42 +507,34 @@ def _hparam_value(value: Any) -> bool | int | float | str:
 class _History:
     name: str | None = None
     last_step: int = -1
-    last_metrics: dict[str, tuple[int, float]] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def _read_history(path: Path, writer_kind: str) -> _History:
-    """What a resumed run needs from its earlier events: name, highest step, last metric
-    values, and the params of its last hparams record."""
-    if writer_kind == "torch":
-        event_pb2 = importlib.import_module("tensorboard.compat.proto.event_pb2")
-        hparams_pb2 = importlib.import_module("tensorboard.plugins.hparams.plugin_data_pb2")
-    else:
-        event_pb2 = importlib.import_module("tensorboardX.proto.event_pb2")
-        hparams_pb2 = importlib.import_module("tensorboardX.proto.plugin_hparams_pb2")
+def _read_history(path: Path, protos: _Protos) -> _History:
+    """What a resumed run needs from its earlier events: name, highest step, and the params of
+    its last HParams session (in an old run's ``hparams`` sub-run, or its own directory)."""
     history = _History()
-    for event in _read_events(path, event_pb2.Event):
-        for value in event.summary.value:
-            if value.tag == f"{NAME_TAG}/text_summary" and value.tensor.string_val:
-                history.name = value.tensor.string_val[0].decode("utf-8")
-            elif value.tag == STATUS_CODE_TAG:
-                continue
-            elif value.HasField("simple_value"):
-                history.last_step = max(history.last_step, event.step)
-                previous = history.last_metrics.get(value.tag)
-                if previous is None or event.step >= previous[0]:
-                    history.last_metrics[value.tag] = (event.step, value.simple_value)
-            elif value.HasField("histo"):
-                history.last_step = max(history.last_step, event.step)
-    for event in _read_events(path / HPARAMS_DIR, event_pb2.Event):
-        for value in event.summary.value:
-            if value.tag == _HPARAMS_SESSION_TAG:
-                data = hparams_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
-                for key, hparam in data.session_start_info.hparams.items():
-                    kind = hparam.WhichOneof("kind")
-                    if kind in ("number_value", "string_value", "bool_value"):
-                        history.params[key] = getattr(hparam, kind)
+    for directory in (path / LEGACY_HPARAMS_DIR, path):
+        for event in _read_events(directory, protos.Event):
+            for value in event.summary.value:
+                if value.tag == f"{NAME_TAG}/text_summary" and value.tensor.string_val:
+                    history.name = value.tensor.string_val[0].decode("utf-8")
+                elif value.tag == _SESSION_START_TAG:
+                    content = value.metadata.plugin_data.content
+                    history.params = _session_params(protos.HParamsPluginData.FromString(content))
+                elif directory == path and value.tag != STATUS_CODE_TAG and (
+                        value.HasField("simple_value") or value.HasField("histo")):
+                    history.last_step = max(history.last_step, event.step)
     return history
+
+
+def _session_params(data: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for key, hparam in data.session_start_info.hparams.items():
+        kind = hparam.WhichOneof("kind")
+        if kind in ("number_value", "string_value", "bool_value"):
+            params[key] = getattr(hparam, kind)
+    return params
 
 
 def _read_events(directory: Path, event_class: Any) -> Iterator[Any]:

@@ -11,7 +11,10 @@ hierarchy it has):
   logged as the metric ``insidellms/step``, declared (``define_metric``) as the x-axis of
   every other metric. Nothing is dropped.
 * Params go to the run config with ``allow_val_change=True``: a param logged again with a
-  new value keeps the new value.
+  new value keeps the new value. They are gathered per run and sent at most every
+  ``flush_interval`` seconds (by the next call or a daemon thread), on :meth:`flush` and at
+  ``end_run``: each ``config.update`` is a round trip to W&B's service thread, and one per
+  logged result cost more than its metrics.
 * Artifacts become ``wandb.Artifact`` objects (see :func:`artifact_name`, :func:`artifact_type`).
 * The status is written to the run summary (``status``) and the run finishes with exit code
   0 (finished), 1 (failed) or 255 (killed); W&B shows any non-zero exit as *failed*.
@@ -27,9 +30,10 @@ import secrets
 import shlex
 import string
 import threading
+import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
@@ -78,6 +82,9 @@ class WandBRun(Run):
     group: str  #: the root run's id, shared by the whole tree
     depth: int
     disabled: bool = False  #: ``mode="disabled"``: W&B's no-op run
+    #: Params not yet sent to the run config, and when the oldest of them arrived.
+    pending_params: dict[str, Any] = field(default_factory=dict)
+    pending_since: float = 0.0
 
 
 class WandBTracker(ExperimentTracker[WandBRun]):
@@ -98,6 +105,8 @@ class WandBTracker(ExperimentTracker[WandBRun]):
     the run is continued if W&B has it, else created under that id. Offline, W&B cannot
     check: the resumed part is a second run file that ``wandb sync`` appends, and since its
     last step is unknown, omitted steps start again at 0.
+
+    ``flush_interval``: the longest params wait before they reach the run config.
     """
 
     backend_name = "wandb"
@@ -111,6 +120,7 @@ class WandBTracker(ExperimentTracker[WandBRun]):
         dir: str | os.PathLike[str] | None = None,
         finish_timeout: float = 30.0,
         job_types: Sequence[str] = DEFAULT_JOB_TYPES,
+        flush_interval: float = 1.0,
         **init_kwargs: Any,
     ) -> None:
         super().__init__(config)
@@ -130,12 +140,20 @@ class WandBTracker(ExperimentTracker[WandBRun]):
             raise ValueError(
                 f"finish_timeout must be a positive number of seconds, got {finish_timeout!r}"
             )
+        if isinstance(flush_interval, bool) or not isinstance(flush_interval, (int, float)) or (
+            flush_interval <= 0
+        ):
+            raise ValueError(
+                f"flush_interval must be a positive number of seconds, got {flush_interval!r}"
+            )
         self.project: str = project or self.config.project
         _check_project(self.project)
         self.entity = entity
         self.mode: str | None = mode or os.environ.get("WANDB_MODE") or None
         self.dir = Path(dir or os.environ.get("WANDB_DIR") or os.getcwd()).absolute()
         self.finish_timeout = float(finish_timeout)
+        self.flush_interval = float(flush_interval)
+        self._flusher: _ParamFlusher | None = None
         self.job_types = tuple(job_types)
         self._settings_overrides = _settings_mapping(init_kwargs.pop("settings", None))
         self._init_kwargs = init_kwargs
@@ -262,10 +280,47 @@ class WandBTracker(ExperimentTracker[WandBRun]):
     def _record_metrics(
         self, run: WandBRun, metrics: dict[str, float], step: int, timestamp: float
     ) -> None:
+        self._raise_flusher_error()
         run.handle.log({**metrics, STEP_METRIC: step})
+        if run.pending_params and time.monotonic() - run.pending_since >= self.flush_interval:
+            self._send_params(run)
 
     def _record_params(self, run: WandBRun, params: dict[str, Any]) -> None:
-        run.handle.config.update(params, allow_val_change=True)
+        self._raise_flusher_error()
+        if not run.pending_params:
+            run.pending_since = time.monotonic()
+            if self._flusher is None:
+                self._flusher = _ParamFlusher(self)
+        run.pending_params.update(params)
+        if time.monotonic() - run.pending_since >= self.flush_interval:
+            self._send_params(run)
+
+    def _send_params(self, run: WandBRun) -> None:
+        params, run.pending_params = run.pending_params, {}
+        if params:
+            run.handle.config.update(params, allow_val_change=True)
+
+    def flush(self) -> None:
+        """Send every run's pending params to its config now."""
+        with self._lock:
+            self._raise_flusher_error()
+            self._flush_params()
+
+    def _raise_flusher_error(self) -> None:
+        flusher = self._flusher
+        if flusher is not None and flusher.error is not None:
+            error, flusher.error = flusher.error, None
+            raise error
+
+    def _flush_params(self) -> None:
+        first_error: Exception | None = None
+        for run in list(self._runs.values()):
+            try:
+                self._send_params(run)
+            except Exception as exc:  # noqa: BLE001 - the other runs still get theirs
+                first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
 
     def _record_artifact(self, run: WandBRun, artifact: Artifact) -> None:
         if run.disabled:
@@ -279,8 +334,17 @@ class WandBTracker(ExperimentTracker[WandBRun]):
         run.handle.log_artifact(wb_artifact)
 
     def _close_run(self, run: WandBRun, status: str, ended_at: datetime) -> None:
-        run.handle.summary["status"] = status
-        self._finish(run, EXIT_CODES[status])
+        flusher = None
+        try:
+            self._send_params(run)
+            run.handle.summary["status"] = status
+        finally:
+            self._finish(run, EXIT_CODES[status])
+            if not self._runs and self._flusher is not None:
+                flusher, self._flusher = self._flusher, None
+                flusher.stop()
+        if flusher is not None and flusher.error is not None:
+            raise flusher.error
 
     def _finish(self, run: WandBRun, exit_code: int) -> None:
         errors: list[Exception] = []
@@ -317,6 +381,32 @@ class WandBTracker(ExperimentTracker[WandBRun]):
         values.update({k: v for k, v in bound.items() if k in known})
         values.update(self._settings_overrides)
         return self._wandb.Settings(**values)
+
+
+class _ParamFlusher:
+    """A daemon thread that sends pending params every ``flush_interval`` seconds, so they
+    reach W&B while the tracker is idle. A failure is kept and raised by the next call."""
+
+    def __init__(self, tracker: WandBTracker) -> None:
+        self._tracker = tracker
+        self._stop = threading.Event()
+        self.error: Exception | None = None
+        threading.Thread(target=self._run, name="insidellms-wandb-params", daemon=True).start()
+
+    def stop(self) -> None:
+        # No join: the caller holds the lock the thread may be waiting for; it sees the event
+        # as soon as it gets the lock, and exits.
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._tracker.flush_interval):
+            with self._tracker._lock:
+                if self._stop.is_set():
+                    return
+                try:
+                    self._tracker._flush_params()
+                except Exception as exc:  # noqa: BLE001 - no caller here; see the class docstring
+                    self.error = self.error or exc
 
 
 # -- names ------------------------------------------------------------------------------------
