@@ -506,7 +506,7 @@ def test_capabilities_are_derived_from_the_methods_a_backend_defines() -> None:
     from pytest_insidellms.experiment_tracking.spool import SpoolingTracker
 
     assert MLflowTracker.capabilities == {FLUSH, CLOSE, METRIC_STEPS}
-    assert WandBTracker.capabilities == {LOG_TABLE}
+    assert WandBTracker.capabilities == {LOG_TABLE, FLUSH}  # flush sends gathered params
     assert TensorBoardTracker.capabilities == {LOG_HISTOGRAM, FLUSH}
     assert LocalFileTracker.capabilities == frozenset()
     assert SpoolingTracker.capabilities == {FLUSH, CLOSE}

@@ -165,7 +165,7 @@ def test_params_go_to_the_config_and_a_changed_value_is_kept(session: Session) -
 def config_updates(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Every ``config.update`` the SDK receives (the real one still runs)."""
     calls: list[dict[str, Any]] = []
-    real_update = wandb.sdk.wandb_config.Config.update
+    real_update: Any = wandb.sdk.wandb_config.Config.update
 
     def update(self: Any, d: Any, allow_val_change: bool | None = None) -> None:
         calls.append(dict(d))
