@@ -32,8 +32,11 @@ def plain(value: Any) -> Any:
 
 
 def _plain(value: Any, path: set[int]) -> Any:
-    if value is None or type(value) in (str, bool, int):
+    kind = type(value)
+    if value is None or kind is str or kind is bool or kind is int:
         return value
+    if kind is float:
+        return value if math.isfinite(value) else None
     # Enums first: IntEnum and StrEnum members are ints and strs too.
     if isinstance(value, enum.Enum):
         return _plain(value.value, path)
@@ -70,9 +73,12 @@ def _plain(value: Any, path: set[int]) -> Any:
 def _container(value: Any, path: set[int]) -> Any:
     if isinstance(value, Mapping):
         items = [(_key(k), _plain(v, path)) for k, v in value.items()]
-        # Two keys spelled alike ({1: .., "1": ..}) keep the one that sorts last, whatever
-        # the insertion order.
-        items.sort(key=lambda kv: (kv[0], canonical_json(kv[1])))
+        if len({k for k, _ in items}) == len(items):
+            items.sort(key=lambda kv: kv[0])  # distinct keys: nothing to break a tie on
+        else:
+            # Two keys spelled alike ({1: .., "1": ..}) keep the one that sorts last, whatever
+            # the insertion order.
+            items.sort(key=lambda kv: (kv[0], canonical_json(kv[1])))
         return dict(items)
     if isinstance(value, (list, tuple)):
         return [_plain(v, path) for v in value]

@@ -89,11 +89,11 @@ class SessionRecords:
 
     def on_case(self, case: FinishedCase) -> None:
         with self.problems.guard(ARTIFACT_NAME):
-            case = portable(case)
-            records = build_records(self._draft, [case])
-            if self.directory is None:
-                records = [_table_fields(r) for r in records]
+            if self.directory is None:  # the scores table only: statuses and groups suffice
+                records = [_table_fields(r) for r in build_records(self._draft, [_light(case)])]
             else:
+                case = portable(case)
+                records = build_records(self._draft, [case])
                 self._timings.append(FinishedCase(
                     case.nodeid, case.module, case.outcome, latency_ms=case.latency_ms,
                     started=case.started, stopped=case.stopped, trial=case.trial))
@@ -195,6 +195,20 @@ def crash_message(text: str | None) -> str | None:
     if block:
         return textwrap.dedent("\n".join(reversed(block))).strip()
     return _WORKER_HEADER.sub("", text).strip()
+
+
+def _light(case: FinishedCase) -> FinishedCase:
+    """``case`` with what no summary figure reads left out (inputs, outputs, error texts):
+    records built from it cost a fraction, for a session that writes no run files."""
+    def light(result: ExperimentResult) -> ExperimentResult:
+        probes = [dataclasses.replace(p, input=None, output=None, error=None,
+                                      metadata={k: v for k, v in p.metadata.items()
+                                                if k in ("score", "scores")})
+                  for p in result.results]
+        return dataclasses.replace(result, results=probes, config={}, metadata={})
+
+    results = tuple(dataclasses.replace(r, result=light(r.result)) for r in case.results)
+    return dataclasses.replace(case, error=None, results=results)
 
 
 def _table_fields(record: dict[str, Any]) -> dict[str, Any]:
