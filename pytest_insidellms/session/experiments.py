@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Final
 
 from ..cases import ExperimentInfo, FinishedCase, LoggedResult
+from .outcomes import ERROR_TAIL
 from ..types import (
     ExperimentResult,
     ModelInfo,
@@ -50,7 +51,8 @@ class ExperimentAggregate:
         if any(r.origin == "returned" for r in case.results):
             return
         self.results.append(ProbeResult(
-            input=case.test_name, status=_STATUS_OF_OUTCOME[case.outcome], error=case.error,
+            input=case.test_name, status=_STATUS_OF_OUTCOME[case.outcome],
+            error=None if case.error is None else case.error[-ERROR_TAIL:],
             latency_ms=case.latency_ms))
         if case.started is not None:
             self.started = min(self.started or case.started, case.started)

@@ -16,7 +16,8 @@ from ..cases import ExperimentInfo, FinishedCase, LoggedResult, Outcome
 
 #: The ``when`` of the report pytest-xdist makes for a test whose worker crashed.
 CRASHED: Final = "???"
-#: How much of pytest's failure text a case keeps.
+#: How much of pytest's failure text a marker experiment's ProbeResult keeps (a case keeps
+#: it whole: records take its message from it).
 ERROR_TAIL: Final = 500
 
 
@@ -79,7 +80,7 @@ class CaseState:
         elif skipped and phase.when == "setup":
             self.outcome = "xfailed" if phase.xfail else "skipped"
         if failed and self.error is None:
-            self.error = phase.failure_text.strip()[-ERROR_TAIL:]
+            self.error = phase.failure_text.strip()
             self.error_type = phase.error_type
 
     @property
