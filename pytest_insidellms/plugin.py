@@ -192,8 +192,9 @@ def _keep_result(item: pytest.Item, value: Any) -> Any:
         return None
     from .capture import default_prefix, is_experiment_result, numeric_mapping
 
-    metrics = None if is_experiment_result(value) else numeric_mapping(value)
-    if metrics is None and not is_experiment_result(value):
+    is_result = is_experiment_result(value)
+    metrics = None if is_result else numeric_mapping(value)
+    if metrics is None and not is_result:
         return value
     state = item.stash.get(TEST_STATE, None)
     if state is None:
