@@ -22,6 +22,8 @@ from pytest_insidellms.records import (
     write_records,
     write_run_directory,
 )
+from pytest_insidellms.records.build import record_groups
+from pytest_insidellms.records.summary import StatusCounts
 
 
 def experiments(summary: dict[str, Any]) -> dict[tuple[str, str | None], dict[str, Any]]:
@@ -175,3 +177,20 @@ def test_a_module_whose_cases_all_skipped_has_no_accuracy() -> None:
     assert qa["accuracy"] is None
     assert (qa["accuracy_ci"]["lower"], qa["accuracy_ci"]["upper"]) == (0.0, 1.0)
     assert qa["success_rate"] == 0.0
+
+
+def test_status_counts_give_the_table_figures_of_the_full_summary() -> None:
+    """A session without run files counts statuses instead of building records: the figures
+    the scores table shows must be those summary.json would have."""
+    cases = [*suite(), qa_case("c9", "skipped"), qa_case("c10", "xfailed")]
+    counts = StatusCounts()
+    for case in cases:
+        for experiment, status in record_groups(case):
+            counts.add(case.module, experiment, status)
+    full = build_summary(build_records(session(cases), cases))["summary"]["experiments"]
+    counted = counts.summary()["summary"]["experiments"]
+    assert [(e["module"], e["experiment"]) for e in counted] == [
+        (e["module"], e["experiment"]) for e in full]
+    assert len(counted) >= 3
+    for mine, theirs in zip(counted, full):
+        assert mine == {key: theirs[key] for key in mine}

@@ -171,12 +171,33 @@ def _common(records: Sequence[Mapping[str, Any]], field_name: str) -> dict[str, 
 
 
 def _case_records(case: FinishedCase, scrub: _Scrubber) -> list[dict[str, Any]]:
-    results = [(logged, result) for logged in case.results if logged.origin == "returned"
-               for result in logged.result.results]
+    results = _returned_results(case)
     if not results:
         return [_case_record(case, scrub)]
     return [_result_record(case, logged, result, index, scrub)
             for index, (logged, result) in enumerate(results)]
+
+
+def record_groups(case: FinishedCase) -> list[tuple[str | None, str]]:
+    """The ``(custom.experiment, status)`` of each record ``case`` gives, without building
+    the records: all the scores table counts, for a session that writes no run files."""
+    results = _returned_results(case)
+    if not results:
+        info = case.experiment
+        return [(info.name if info else None, STATUS_OF_OUTCOME[case.outcome])]
+    return [(_experiment_name(case, logged), _status(result.status))
+            for logged, result in results]
+
+
+def _returned_results(case: FinishedCase) -> list[tuple[LoggedResult, ProbeResult]]:
+    return [(logged, result) for logged in case.results if logged.origin == "returned"
+            for result in logged.result.results]
+
+
+def _experiment_name(case: FinishedCase, logged: LoggedResult) -> str:
+    """A returned result's experiment: the marker's name, else the result's probe."""
+    info = case.experiment
+    return info.name if info else (logged.result.probe_name or case.test_name)
 
 
 def _case_record(case: FinishedCase, scrub: _Scrubber) -> dict[str, Any]:
@@ -208,7 +229,7 @@ def _result_record(case: FinishedCase, logged: LoggedResult, result: ProbeResult
     model_id = model_info.model_id or model_info.name or (
         (info.model_id or info.model_name) if info else "") or NO_MODEL
     probe_id = experiment.probe_name or (info.name if info else case.test_name)
-    name = info.name if info else probe_id
+    name = _experiment_name(case, logged)
     metadata = result.metadata if isinstance(result.metadata, Mapping) else {}
     harness = _harness(case, name, model_info.name or model_id, probe_id,
                        plain(experiment.probe_category) or "custom")

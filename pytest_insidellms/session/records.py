@@ -2,9 +2,10 @@
 
 A consumer of the :class:`~.assembler.CaseAssembler`, placed ahead of tracking: with
 ``--track``, the files and their params reach the session run before tracking ends it. Each
-case becomes its records as it finishes (plain dicts; without ``--track-records`` only what
-the scores table reads is kept); at the end they are finalized under the session's run id
-and written by :mod:`pytest_insidellms.records`, with ``tracking.json`` beside them.
+case becomes its records as it finishes (plain dicts; without ``--track-records``, only the
+status counts per experiment that the scores table reads); at the end they are finalized
+under the session's run id and written by :mod:`pytest_insidellms.records`, with
+``tracking.json`` beside them.
 
 What a record keeps of a case does not depend on the process that ran it: the error is
 pytest's crash message (the ``E`` lines), not the traceback, whose locations are relative to
@@ -36,10 +37,11 @@ from ..records import (
     RecordsSession,
     RecordsWritten,
     build_records,
-    build_summary,
     write_run_directory,
     write_tracking,
 )
+from ..records.build import record_groups
+from ..records.summary import StatusCounts
 from ..types import ExperimentResult
 from ..wire import Event
 from .problems import ProblemSink
@@ -47,8 +49,6 @@ from .tracking import TrackedSession
 
 #: What the session run gets: the run directory's files under this artifact name.
 ARTIFACT_NAME: Final = "records"
-#: Record fields the scores table never reads, dropped when no run files are written.
-_UNREAD_FIELDS: Final = ("input", "output", "output_text", "messages", "error")
 _WORKER_HEADER: Final = re.compile(r"\A\[gw[0-9]+\] [^\n]*\n+")
 
 
@@ -68,6 +68,7 @@ class SessionRecords:
         # Records are drafted under a placeholder run id, and finalized under the real one.
         self._draft = RecordsSession(settings.tracking.project, (), hidden_paths=self._hidden)
         self._records: list[dict[str, Any]] = []
+        self._counts = StatusCounts()
         self._timings: list[FinishedCase] = []
         self._session: pytest.Session | None = None
         self._started = time.time()
@@ -90,21 +91,21 @@ class SessionRecords:
     def on_case(self, case: FinishedCase) -> None:
         with self.problems.guard(ARTIFACT_NAME):
             if self.directory is None:  # the scores table only: statuses and groups suffice
-                records = [_table_fields(r) for r in build_records(self._draft, [_light(case)])]
-            else:
-                case = portable(case)
-                records = build_records(self._draft, [case])
-                self._timings.append(FinishedCase(
-                    case.nodeid, case.module, case.outcome, latency_ms=case.latency_ms,
-                    started=case.started, stopped=case.stopped, trial=case.trial))
-            self._records.extend(records)
+                for experiment, status in record_groups(case):
+                    self._counts.add(case.module, experiment, status)
+                return
+            case = portable(case)
+            self._records.extend(build_records(self._draft, [case]))
+            self._timings.append(FinishedCase(
+                case.nodeid, case.module, case.outcome, latency_ms=case.latency_ms,
+                started=case.started, stopped=case.stopped, trial=case.trial))
 
     def on_finish(self, *, killed: bool, internal_error: bool) -> None:
         if self.config.getoption("collectonly", False):
             return
         with self.problems.guard(ARTIFACT_NAME):
             if self.directory is None:
-                self.summary = build_summary(self._records)
+                self.summary = self._counts.summary()
             else:
                 self._write(self.directory, not (killed or internal_error or self._stopped()))
 
@@ -195,23 +196,3 @@ def crash_message(text: str | None) -> str | None:
     if block:
         return textwrap.dedent("\n".join(reversed(block))).strip()
     return _WORKER_HEADER.sub("", text).strip()
-
-
-def _light(case: FinishedCase) -> FinishedCase:
-    """``case`` with what no summary figure reads left out (inputs, outputs, error texts):
-    records built from it cost a fraction, for a session that writes no run files."""
-    def light(result: ExperimentResult) -> ExperimentResult:
-        probes = [dataclasses.replace(p, input=None, output=None, error=None,
-                                      metadata={k: v for k, v in p.metadata.items()
-                                                if k in ("score", "scores")})
-                  for p in result.results]
-        return dataclasses.replace(result, results=probes, config={}, metadata={})
-
-    results = tuple(dataclasses.replace(r, result=light(r.result)) for r in case.results)
-    return dataclasses.replace(case, error=None, results=results)
-
-
-def _table_fields(record: dict[str, Any]) -> dict[str, Any]:
-    slim = {**record, **dict.fromkeys(_UNREAD_FIELDS)}
-    slim["custom"] = {k: v for k, v in record["custom"].items() if k != "metadata"}
-    return slim
