@@ -488,8 +488,9 @@ def mde_rate(n: int, threshold: float, alpha: float, power: float = 0.8) -> floa
 
         sqrt(n) d = z_a sqrt(p0 q0) + z_b sqrt((p0 - d)(q0 + d)),  q0 = 1 - p0,
 
-    a quadratic in d whose larger root is returned. Clamped to [1/n, p0] (one case is the
-    least a count can move; the rate cannot fall below 0). Infinity for n = 0.
+    a quadratic in d whose larger root is returned, at most p0 (the rate cannot fall below 0)
+    and at least 1/n (one case is the least a count moves; this wins when n p0 < 1).
+    Infinity for n = 0.
     """
     _count("n", n)
     _probability("threshold", threshold)

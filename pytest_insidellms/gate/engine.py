@@ -80,6 +80,10 @@ class GateSettings:
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha < 0.5:
             raise ValueError(f"alpha must be in [0, 0.5), got {self.alpha!r}")
+        if isinstance(self.seed, bool) or not 0 <= self.seed < 1 << 128:
+            raise ValueError(f"seed must be an integer in [0, 2**128), got {self.seed!r}")
+        if self.resamples < 1:
+            raise ValueError(f"resamples must be at least 1, got {self.resamples!r}")
 
     @property
     def confidence(self) -> float:
