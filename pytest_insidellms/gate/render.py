@@ -27,6 +27,8 @@ GATE_MARKDOWN: Final = "gate.md"
 MARKDOWN_LIMIT: Final = 512 * 1024
 #: Below this a Markdown report cannot hold its title, one row and the counts.
 _SMALLEST_LIMIT: Final = 2048
+#: Room kept for the case lists' summaries when the rows alone would fill the limit.
+_LIST_RESERVE: Final = 5 * 120
 #: Cases listed per list in report.html (the page stays small; gate.json has them all).
 HTML_LIST_LIMIT: Final = 500
 
@@ -138,7 +140,7 @@ def render_markdown(verdict: Verdict, *, limit: int = MARKDOWN_LIMIT) -> str:
     counts = "**Cases:** " + " · ".join(_count_words(verdict)) + "\n\n"
     if verdict.rows:
         table = _markdown_row(_headers(verdict)) + _markdown_row(["---"] * len(_HEADERS))
-        reserve = _size(head) + _size(table) + _size(counts) + 80
+        reserve = _size(head) + _size(table) + _size(counts) + _LIST_RESERVE
         body: list[str] = []
         for index, row in enumerate(verdict.rows):
             cells = [_code(row.metric), *_cells(row)[1:9], _code(row.rule),
@@ -154,19 +156,21 @@ def render_markdown(verdict: Verdict, *, limit: int = MARKDOWN_LIMIT) -> str:
     else:
         head += "No gate rules: nothing judged.\n\n"
     text = head + counts
-    for title_words, keys in _case_lists(verdict):
-        if keys:
-            text += _details(title_words, keys, limit - _size(text))
+    lists = [(title_words, keys) for title_words, keys in _case_lists(verdict) if keys]
+    # Every list keeps at least its summary and its "... and N more" line.
+    later = sum(_size(_details(title_words, keys, 0)) for title_words, keys in lists)
+    for title_words, keys in lists:
+        later -= _size(_details(title_words, keys, 0))
+        text += _details(title_words, keys, limit - _size(text) - later)
     return text
 
 
 def _details(title: str, keys: Sequence[str], budget: int) -> str:
+    """The list in ``budget`` bytes, or as its summary and a count when even that is short."""
     opening = f"<details><summary>{len(keys)} {escape(title)}</summary>\n\n"
     closing = "\n</details>\n\n"
     more = f"- ... and {len(keys)} more\n"
     room = budget - _size(opening) - _size(closing) - _size(more)
-    if room < 0:
-        return ""
     lines: list[str] = []
     for key in keys:
         line = f"- {_code(key)}\n"
