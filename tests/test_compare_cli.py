@@ -169,3 +169,17 @@ def test_bless_refuses_what_is_not_a_complete_run_directory(runs: dict[str, Path
     assert "is the source itself" in err.getvalue()
     (tmp_path / "file").write_text("x")
     assert bless(runs["base"], tmp_path / "file", stderr=io.StringIO()) == EXIT_ERROR
+
+
+def test_the_readme_shows_what_compare_prints(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name, answers in (("main", BASE), ("pr", flipped(BASE, 12, improvements=1))):
+        cases = experiment_cases(answers, experiment="closed_book_qa")
+        write_records(Path(name), RecordsSession("demo", [c.nodeid for c in cases]), cases)
+    out = io.StringIO()
+    status = compare(Path("main/"), Path("pr/"),
+                     ["*/accuracy:drop<=2%", "regressions<=5", "pass_rate>=0.8"], stdout=out)
+    assert status == EXIT_FAILED
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
+    assert out.getvalue() in readme
