@@ -12,14 +12,20 @@ from .experiment_tracking import TrackingConfig
 from .experiment_tracking.base import ExperimentTracker
 from .experiment_tracking.registry import backend, backend_names
 from .experiment_tracking.sync import sync_runs
+from .gate import cli as gate_cli
 
 #: Command-line flags of ``sync`` that set a constructor argument of the target backend.
 OVERRIDES = {"tracking_uri": "--tracking-uri", "entity": "--entity", "mode": "--mode"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] and arguments[0] in gate_cli.COMMANDS:  # they parse their own options
+        return gate_cli.run(arguments)
     parser = argparse.ArgumentParser(prog="python -m pytest_insidellms")
     commands = parser.add_subparsers(dest="command", required=True)
+    for name, summary in gate_cli.COMMANDS.items():  # listed in --help
+        commands.add_parser(name, help=summary)
     sync = commands.add_parser(
         "sync", help="replay a spool (after an outage) or local runs into a backend",
         description="Replay a spool or local runs into a backend. Idempotent: running it "

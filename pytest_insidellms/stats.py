@@ -33,6 +33,7 @@ __all__ = [
     "mcnemar_regression_p",
     "mde_mean_difference",
     "mde_paired",
+    "mde_rate",
     "normal_cdf",
     "normal_quantile",
     "paired_bootstrap",
@@ -476,6 +477,35 @@ def mde_paired(n: int, discordant_rate: float | None, alpha: float,
     while Fraction(1, 2 ** fewest_flips) > Fraction(alpha):
         fewest_flips += 1
     return min(1.0, max(d, fewest_flips / n))
+
+
+def mde_rate(n: int, threshold: float, alpha: float, power: float = 0.8) -> float:
+    """Smallest shortfall d of a rate below ``threshold`` that n cases detect with probability
+    ``power`` in :func:`rate_score_p`'s one-sided test at level ``alpha``.
+
+    The score test rejects when sqrt(n) (p0 - p) >= z_a sqrt(p0 q0); with the true rate
+    p0 - d it does so with probability ``power`` when
+
+        sqrt(n) d = z_a sqrt(p0 q0) + z_b sqrt((p0 - d)(q0 + d)),  q0 = 1 - p0,
+
+    a quadratic in d whose larger root is returned, at most p0 (the rate cannot fall below 0)
+    and at least 1/n (one case is the least a count moves; this wins when n p0 < 1).
+    Infinity for n = 0.
+    """
+    _count("n", n)
+    _probability("threshold", threshold)
+    z_a, z_b = _one_sided_z(alpha, power)
+    if n == 0:
+        return math.inf
+    pq = threshold * (1.0 - threshold)
+    a = z_a * math.sqrt(pq)
+    zb2 = z_b * z_b
+    # (sqrt(n) d - a)^2 = zb2 (pq + (2 p0 - 1) d - d^2), collected in d.
+    quad = n + zb2
+    lin = -2.0 * a * math.sqrt(n) - zb2 * (2.0 * threshold - 1.0)
+    const = a * a - zb2 * pq
+    root = (-lin + math.sqrt(max(0.0, lin * lin - 4.0 * quad * const))) / (2.0 * quad)
+    return max(1.0 / n, min(threshold, root))
 
 
 def mde_mean_difference(n: int, sd_difference: float, alpha: float,

@@ -23,6 +23,7 @@ from pytest_insidellms.stats import (
     mcnemar_regression_p,
     mde_mean_difference,
     mde_paired,
+    mde_rate,
     normal_cdf,
     normal_quantile,
     paired_bootstrap,
@@ -485,7 +486,35 @@ def test_mde_mean_difference_has_the_requested_power() -> None:
     assert mde_mean_difference(50, 0.0, alpha=0.05) == 0.0
 
 
+def test_mde_rate_has_the_requested_power_under_the_alternative() -> None:
+    z_a = NORMAL.inv_cdf(0.95)
+    for n, threshold in [(200, 0.8), (50, 0.9), (1000, 0.5), (400, 0.2)]:
+        d = mde_rate(n, threshold, alpha=0.05, power=0.8)
+        true = threshold - d
+        # The score test rejects when the observed rate is below this line; under the true
+        # rate the observed one is normal with the true rate's own variance.
+        line = threshold - z_a * math.sqrt(threshold * (1 - threshold) / n)
+        power = NORMAL.cdf((line - true) / math.sqrt(true * (1 - true) / n))
+        assert power == pytest.approx(0.8, abs=1e-9)
+
+
+def test_mde_rate_is_close_to_the_exact_power_of_the_score_test() -> None:
+    n, threshold = 200, 0.8
+    true = threshold - mde_rate(n, threshold, alpha=0.05)
+    exact = sum(math.comb(n, s) * true ** s * (1 - true) ** (n - s) for s in range(n + 1)
+                if rate_score_p(s, n, threshold) <= 0.05)
+    assert 0.75 < exact < 0.85  # the binomial is discrete; the normal power is 0.8
+
+
+def test_mde_rate_stays_within_what_a_count_can_show() -> None:
+    assert mde_rate(5, 0.2, alpha=0.05) == 0.2  # the rate cannot fall below 0
+    assert mde_rate(3, 0.1, alpha=0.05) == 1 / 3  # nor move by less than one case
+    assert mde_rate(0, 0.5, alpha=0.05) == math.inf
+    assert mde_rate(200, 0.8, alpha=0.05) > mde_rate(800, 0.8, alpha=0.05)
+
+
 @pytest.mark.parametrize("call", [
+    lambda: mde_rate(10, 1.5, 0.05),
     lambda: mde_paired(0, 0.1, 0.05),
     lambda: mde_paired(10, 1.2, 0.05),
     lambda: mde_paired(10, 0.1, 0.05, power=0.3),
