@@ -137,8 +137,8 @@ def shown(text: str) -> str:
 def parse_baseline_spec(text: str, source: str) -> BaselineSpec:
     """``text`` checked and split; a :class:`BaselineError` naming ``source`` otherwise."""
     def error(why: str) -> BaselineError:
-        return BaselineError(f"{source}: {why} in baseline {shown(text)!r}; "
-                             f"accepted forms: {ACCEPTED_BASELINES}")
+        return BaselineError(shown(f"{source}: {why} in baseline {text!r}; "
+                                   f"accepted forms: {ACCEPTED_BASELINES}"))
 
     if not text.strip():
         raise error("nothing given")
