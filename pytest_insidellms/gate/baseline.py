@@ -24,9 +24,11 @@ status of a session with a failing test: for an eval suite that is the normal ca
 failures are the data the gate compares) and whose records say ``run_completed``: a session
 that was killed, interrupted, stopped by ``-x`` or still running holds a part of the suite
 only. Newest means the latest end time, ties going to the greater run id. A session run is a
-top-level run: module runs are nested under it. ``exclude_run_ids`` (run ids, or for MLflow
-also run names, which a spooled session knows first) keep the current session from being its
-own baseline. Nothing here imports pytest; mlflow is imported inside the functions using it.
+top-level run: module runs are nested under it. ``exclude_run_ids`` keep the current session
+from being its own baseline; a session resolving its baseline before its run ends needs them
+little (a running run never serves), and one resolving it at its start not at all. Run names
+are never matched: they need not be unique. Nothing here imports pytest; mlflow is imported
+inside the functions using it.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Final, Union
 
@@ -184,7 +186,7 @@ def resolve_baseline(spec: BaselineSpec, *, track_dir: Path, project: str, root:
     """The records ``spec`` names (see the module docstring for each kind).
 
     ``mlflow_uri`` None: ``MLFLOW_TRACKING_URI``, else the embedded store under ``track_dir``,
-    as a tracked session picks it.
+    as a tracked session picks it (a config file's ``tracking_uri`` is the caller's to pass).
     """
     if isinstance(spec, PathBaseline):
         return _from_path(spec, root / spec.path)
@@ -196,7 +198,7 @@ def resolve_baseline(spec: BaselineSpec, *, track_dir: Path, project: str, root:
     return _from_mlflow(spec, uri, project, frozenset(exclude_run_ids))
 
 
-def load_records(spec: str, path: Path) -> list[dict[str, Any]]:
+def _load_records(spec: str, path: Path) -> list[dict[str, Any]]:
     """The records of ``path``, each with what pairing reads (a case key and a status)."""
     try:
         records = read_records(path)
@@ -219,7 +221,7 @@ def _from_path(spec: PathBaseline, path: Path) -> Baseline | MissingBaseline:
         if not (path / RECORDS).exists() and not any(path.iterdir()):
             return MissingBaseline(shown(spec.text), f"{path} is empty")
         path = path / RECORDS
-    return Baseline(shown(spec.text), str(path), load_records(spec.text, path))
+    return Baseline(shown(spec.text), str(path), _load_records(spec.text, path))
 
 
 # -- local:latest ----------------------------------------------------------------------------
@@ -257,6 +259,8 @@ def _local_latest(spec: LocalLatest, project_dir: Path,
         except (KeyError, ValueError):
             skipped.add("unfinished")
             continue
+        if ended_at.tzinfo is None:  # the tracker writes an offset; read a time without one as UTC
+            ended_at = ended_at.replace(tzinfo=timezone.utc)
         candidates.append(_LocalCandidate(run_dir, ended_at))
     for candidate in sorted(candidates, key=lambda c: c.order, reverse=True):
         records_dir = candidate.run_dir / "artifacts" / RECORDS_ARTIFACT
@@ -266,7 +270,7 @@ def _local_latest(spec: LocalLatest, project_dir: Path,
             skipped.add("with a partial run")
         else:
             return Baseline(shown(spec.text), f"local run {candidate.run_dir}",
-                            load_records(spec.text, records_dir / RECORDS))
+                            _load_records(spec.text, records_dir / RECORDS))
     return MissingBaseline(shown(spec.text), skipped.reason(
         "no completed session with records", spec.branch, f"under {project_dir}"))
 
@@ -313,10 +317,12 @@ def _from_git(spec: GitBaseline, root: Path) -> Baseline | MissingBaseline:
 
     def failed(what: str, done: subprocess.CompletedProcess[bytes]) -> BaselineError:
         said = done.stderr.decode("utf-8", "replace").strip()
-        return BaselineError(f"baseline {shown(spec.text)!r}: {what}" + (f": {said}" if said else ""))
+        return BaselineError(f"baseline {shown(spec.text)!r}: {what}"
+                             + (f": {said}" if said else ""))
 
-    if git("rev-parse", "--git-dir").returncode != 0:
-        raise failed(f"{root} is not in a git repository", git("rev-parse", "--git-dir"))
+    repository = git("rev-parse", "--git-dir")
+    if repository.returncode != 0:
+        raise failed(f"{root} is not in a git repository", repository)
     resolved = git("rev-parse", "--verify", "--quiet", f"{spec.ref}^{{commit}}")
     if resolved.returncode != 0:
         raise BaselineError(f"baseline {shown(spec.text)!r}: git knows no commit {spec.ref!r} in "
@@ -328,10 +334,10 @@ def _from_git(spec: GitBaseline, root: Path) -> Baseline | MissingBaseline:
     shown_file = git("show", f"{commit}:{path}")
     if shown_file.returncode != 0:
         raise failed(f"git show {commit[:12]}:{path} failed", shown_file)
-    with tempfile.TemporaryDirectory(prefix="insidellms-baseline-") as scratch:
-        copy = Path(scratch) / RECORDS
+    with _scratch() as scratch:
+        copy = scratch / RECORDS
         copy.write_bytes(shown_file.stdout)
-        records = load_records(spec.text, copy)
+        records = _load_records(spec.text, copy)
     return Baseline(shown(spec.text), f"git {commit}:{path}", records)
 
 
@@ -346,7 +352,8 @@ def _embedded_uri(track_dir: Path) -> str:
 def _from_mlflow(spec: MlflowBaseline, uri: str, project: str,
                  excluded: frozenset[str]) -> Baseline | MissingBaseline:
     where = shown(uri)
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):].partition("?")[0]).exists():
+    database = uri[len("sqlite:///"):].partition("?")[0] if uri.startswith("sqlite:///") else None
+    if database is not None and not Path(database).exists():
         if spec.run_id is not None:
             raise BaselineError(f"baseline {shown(spec.text)!r}: Run not found: no MLflow store "
                                 f"at {where}")
@@ -354,7 +361,7 @@ def _from_mlflow(spec: MlflowBaseline, uri: str, project: str,
     runs = _MlflowRuns(uri, spec.text)
     if spec.run_id is not None:
         run = runs.get(spec.run_id)
-        if run.info.run_id in excluded or run.info.run_name in excluded:
+        if run.info.run_id in excluded:
             raise BaselineError(f"baseline {shown(spec.text)!r}: run {spec.run_id} is this "
                                 f"session's own run")
         records = runs.records(run.info.run_id)
@@ -364,7 +371,7 @@ def _from_mlflow(spec: MlflowBaseline, uri: str, project: str,
         return Baseline(shown(spec.text), f"mlflow run {run.info.run_id} ({where})", records)
     skipped = _Skipped()
     for run in runs.session_runs(project, spec.branch):
-        if run.info.run_id in excluded or run.info.run_name in excluded:
+        if run.info.run_id in excluded:
             continue
         if run.info.status.lower() not in COMPLETED_STATUSES:
             skipped.add("unfinished")
@@ -455,7 +462,7 @@ class _MlflowRuns:
                         self.client.download_artifacts(run_id, manifest, str(scratch))))):
                     return None
             path = Path(self.client.download_artifacts(run_id, wanted, str(scratch)))
-            return load_records(self.spec, path)
+            return _load_records(self.spec, path)
 
 
 @contextlib.contextmanager
