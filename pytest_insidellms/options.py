@@ -18,6 +18,8 @@ import pytest
 
 if TYPE_CHECKING:  # imported by resolve() only when tracking is on: an untracked run pays nothing
     from .experiment_tracking.config import TrackingConfig
+    from .gate.baseline import BaselineSpec
+    from .gate.rules import Rule
 
 GROUP = "insidellms"
 DEFAULT_PROJECT = "insideLLMs"
@@ -97,7 +99,39 @@ TRIALS = Option(
     "wins).",
     "K",
 )
-VALUE_OPTIONS = (PROJECT, DIR, RUN_NAME, TAGS, NOTES, CONFIG, RECORDS, TRIALS)
+GATE = Option(
+    "insidellms_track_gate", "--track-gate", "insidellms_track_gate", "INSIDELLMS_TRACK_GATE",
+    "A regression-gate rule, e.g. '*/accuracy:drop<=0.02', 'pass_rate>=0.9', 'regressions<=0' "
+    "(repeatable; ini: one per line; environment: separated by ';').",
+    "RULE",
+)
+BASELINE = Option(
+    "insidellms_track_baseline", "--track-baseline", "insidellms_track_baseline",
+    "INSIDELLMS_TRACK_BASELINE",
+    "What the gate compares with: a records directory or records.jsonl, local:latest, "
+    "mlflow:latest, mlflow:RUN_ID, git:REF:PATH (latest takes ?branch=NAME).",
+    "SPEC",
+)
+BASELINE_MISSING = Option(
+    "insidellms_track_baseline_missing", "--track-baseline-missing",
+    "insidellms_track_baseline_missing", "INSIDELLMS_TRACK_BASELINE_MISSING",
+    "When the baseline does not exist yet: skip or warn (the comparative rules are skipped), "
+    "or fail the gate (default: warn).",
+    "skip|warn|fail",
+)
+ALPHA = Option(
+    "insidellms_track_alpha", "--track-alpha", "insidellms_track_alpha", "INSIDELLMS_TRACK_ALPHA",
+    "The gate's significance level (default 0.05); 0 compares raw point values.",
+    "A",
+)
+EXIT = Option(
+    "insidellms_track_exit", "--track-exit", "insidellms_track_exit", "INSIDELLMS_TRACK_EXIT",
+    "What decides the exit status: tests (pytest alone), gate (failing cases of "
+    "@pytest.mark.experiment tests are data), both (default).",
+    "tests|gate|both",
+)
+VALUE_OPTIONS = (PROJECT, DIR, RUN_NAME, TAGS, NOTES, CONFIG, RECORDS, TRIALS, BASELINE,
+                 BASELINE_MISSING, ALPHA, EXIT)
 FLAG_OPTIONS = (STRICT,)
 #: Options whose plain spelling other plugins are known to take; registered late, see below.
 CONTESTED = (TRACK, NO_TRACK)
@@ -130,8 +164,11 @@ def add_options(parser: pytest.Parser) -> None:
     for option in FLAG_OPTIONS:
         group.addoption(option.flag, dest=option.dest, action="store_true", default=None,
                         help=option.help)
+    group.addoption(GATE.flag, dest=GATE.dest, action="append", metavar=GATE.metavar,
+                    help=GATE.help)
     for option in (TRACK, *VALUE_OPTIONS):
         parser.addini(option.ini, help=option.help, type="string")
+    parser.addini(GATE.ini, help=GATE.help, type="linelist")
     for option in (STRICT, NO_TRACK):
         parser.addini(option.ini, help=option.help, type="bool", default=False)
 
@@ -166,6 +203,23 @@ def _is_known(parser: pytest.Parser, flag: str) -> bool:
     return probed != baseline
 
 
+BASELINE_MISSING_MODES: Final = ("skip", "warn", "fail")
+EXIT_MODES: Final = ("tests", "gate", "both")
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    """The gate's settings, checked: rules parsed, the baseline spec's syntax checked."""
+
+    rules: tuple[Rule, ...] = ()
+    baseline: BaselineSpec | None = None
+    #: Where the baseline spec came from, for messages about it.
+    baseline_source: str = BASELINE.flag
+    missing: str = "warn"
+    alpha: float = 0.05
+    exit: str = "both"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a tracked session needs to know, resolved from CLI, environment, ini and
@@ -181,6 +235,8 @@ class Settings:
     backends_source: str = TRACK.flag
     #: Where the run files go (``--track-records``); None: not written.
     records_dir: Path | None = None
+    #: The regression gate (``--track-gate``, ``--track-baseline``); None: no gate.
+    gate: GateOptions | None = None
 
     @property
     def enabled(self) -> bool:
@@ -206,15 +262,19 @@ def resolve(config: pytest.Config) -> Settings | None:
     records_value = _value(config, RECORDS)
     if records_value is not None and no_track and no_track_level >= _level(records_value[1]):
         records_value = None
-    if not backends and records_value is None:
+    gate_asked = _value(config, BASELINE) is not None or bool(_gate_rule_texts(config))
+    if no_track and no_track_level >= track_level:
+        gate_asked = False
+    if not backends and records_value is None and not gate_asked:
         return None
 
     from .experiment_tracking.config import TrackingConfig
 
     tracking = TrackingConfig(project=DEFAULT_PROJECT)
+    gate_section: tuple[Any, str] | None = None
     config_file = _value(config, CONFIG)
     if config_file is not None:
-        tracking = _tracking_config(config, *config_file)
+        tracking, gate_section = _config_file(config, *config_file)
 
     project = _value(config, PROJECT)
     if project is not None:
@@ -247,6 +307,7 @@ def resolve(config: pytest.Config) -> Settings | None:
         tracking=tracking,
         backends_source=backends_source,
         records_dir=None if records_value is None else _records_dir(config, *records_value),
+        gate=_gate(config, gate_section) if gate_asked or gate_section else None,
     )
 
 
@@ -282,21 +343,124 @@ def trial_count(value: object) -> int | None:
     return value
 
 
-def _tracking_config(config: pytest.Config, text: str, source: str) -> TrackingConfig:
+def _config_file(config: pytest.Config, text: str,
+                 source: str) -> tuple[TrackingConfig, tuple[Any, str] | None]:
+    """The ``--track-config`` file: its TrackingConfig and its ``gate:`` section (the
+    plugin's, not the tracker library's), with the section's description for messages."""
+    import yaml
+
     from .experiment_tracking.config import TrackingConfig
     from .experiment_tracking.registry import BackendLoadError
 
     path = _path(config, text, source)
     try:
-        return TrackingConfig.from_yaml(path)
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
     except FileNotFoundError:
         raise pytest.UsageError(f"{source}: config file not found: {path}") from None
     except IsADirectoryError:
         raise pytest.UsageError(f"{source}: {path} is a directory, not a config file") from None
     except OSError as exc:  # unreadable
         raise pytest.UsageError(f"{source}: cannot read {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise pytest.UsageError(f"{source}: {path}: not valid YAML: {exc}") from None
+    gate = None
+    if isinstance(data, dict) and "gate" in data:
+        data = dict(data)
+        gate = (data.pop("gate"), f"gate: section of {path}")
+    try:
+        return TrackingConfig.from_dict({} if data is None else data, source=str(path)), gate
     except (ValueError, TypeError, BackendLoadError) as exc:
         raise pytest.UsageError(f"{source}: {exc}") from None
+
+
+def _gate_rule_texts(config: pytest.Config) -> tuple[list[str], str] | None:
+    cli = config.getoption(GATE.dest, None)
+    if cli:
+        return [str(rule) for rule in cli], GATE.flag
+    env = os.environ.get(GATE.env, "")
+    if env.strip():
+        return ([r for r in (p.strip() for p in env.split(";")) if r],
+                f"environment variable {GATE.env}")
+    ini = [str(line).strip() for line in config.getini(GATE.ini) or () if str(line).strip()]
+    return (ini, f"ini option {GATE.ini}") if ini else None
+
+
+def _gate(config: pytest.Config, section: tuple[Any, str] | None) -> GateOptions:
+    """The gate's settings: each from the command line, the environment, the ini file, then
+    the config file's ``gate:`` section (a list of rules, or a mapping with ``rules``,
+    ``baseline``, ``baseline_missing``, ``alpha`` and ``exit``)."""
+    from .gate.baseline import BaselineError, parse_baseline_spec
+    from .gate.rules import RuleError, parse_rules
+
+    from_file: dict[str, tuple[str, str]] = {}
+    file_rules: tuple[list[str], str] | None = None
+    if section is not None:
+        content, where = section
+        if isinstance(content, (list, str)):
+            content = {"rules": content}
+        if not isinstance(content, dict):
+            raise pytest.UsageError(f"{where}: expected a list of rules or a mapping with rules, "
+                                    f"baseline, baseline_missing, alpha, exit")
+        unknown = sorted(set(map(str, content)) - {"rules", "baseline", "baseline_missing",
+                                                     "alpha", "exit"})
+        if unknown:
+            raise pytest.UsageError(f"{where}: unknown key {unknown[0]!r}; valid keys: rules, "
+                                    f"baseline, baseline_missing, alpha, exit")
+        rules = content.get("rules") or []
+        rules = [rules] if isinstance(rules, str) else rules
+        if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
+            raise pytest.UsageError(f"{where}: 'rules' must be a list of strings, got {rules!r}")
+        file_rules = (rules, where) if rules else None
+        from_file = {key: (str(value), f"{where} ({key})") for key, value in content.items()
+                     if key != "rules" and value is not None}
+
+    def setting(option: Option, key: str) -> tuple[str, str] | None:
+        return _value(config, option) or from_file.get(key)
+
+    texts = _gate_rule_texts(config) or file_rules
+    try:
+        rules = tuple(parse_rules(*texts)) if texts else ()
+    except RuleError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    baseline, baseline_source = None, BASELINE.flag
+    found = setting(BASELINE, "baseline")
+    if found is not None:
+        baseline_source = found[1]
+        try:
+            baseline = parse_baseline_spec(found[0].strip(), found[1])
+        except BaselineError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    return GateOptions(
+        rules=rules, baseline=baseline, baseline_source=baseline_source,
+        missing=_choice(setting(BASELINE_MISSING, "baseline_missing"),
+                        BASELINE_MISSING_MODES, "warn"),
+        alpha=_alpha(setting(ALPHA, "alpha")),
+        exit=_choice(setting(EXIT, "exit"), EXIT_MODES, "both"),
+    )
+
+
+def _choice(found: tuple[str, str] | None, choices: tuple[str, ...], default: str) -> str:
+    if found is None:
+        return default
+    word = found[0].strip().lower()
+    if word not in choices:
+        raise pytest.UsageError(f"{found[1]}: expected one of {', '.join(choices)}, "
+                                f"got {found[0]!r}")
+    return word
+
+
+def _alpha(found: tuple[str, str] | None) -> float:
+    if found is None:
+        return 0.05
+    try:
+        alpha = float(found[0])
+    except ValueError:
+        alpha = -1.0
+    if not 0 <= alpha < 0.5:
+        raise pytest.UsageError(f"{found[1]}: expected a significance level from 0 to below 0.5 "
+                                f"(0.05; 0 compares raw values), got {found[0]!r}")
+    return alpha
 
 
 def _backends(config: pytest.Config) -> tuple[list[str], str, int]:

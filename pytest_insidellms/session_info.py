@@ -11,7 +11,7 @@ import shlex
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 
@@ -84,11 +84,25 @@ def git_params(root: Path) -> dict[str, Any]:
     if commit is None:
         return {}
     status = git("status", "--porcelain", "--untracked-files=no")
-    return {
-        "git_commit": commit,
-        "git_branch": git("rev-parse", "--abbrev-ref", "HEAD") or "",
-        "git_dirty": bool(status),
-    }
+    branch = git("rev-parse", "--abbrev-ref", "HEAD") or ""
+    if branch in ("", "HEAD"):  # detached, as CI checks out: the CI knows the branch
+        branch = ci_branch(os.environ) or branch
+    return {"git_commit": commit, "git_branch": branch, "git_dirty": bool(status)}
+
+
+#: Where CI services name the branch of a detached checkout (a pull request's own branch
+#: first: GitHub's GITHUB_REF_NAME is then "123/merge").
+_BRANCH_VARIABLES: Final = ("GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME",
+                            "CIRCLE_BRANCH", "BUILDKITE_BRANCH", "BRANCH_NAME", "GIT_BRANCH")
+
+
+def ci_branch(env: os._Environ[str] | dict[str, str]) -> str | None:
+    """The branch a CI job builds, for ``?branch=`` baselines of detached checkouts."""
+    for name in _BRANCH_VARIABLES:
+        value = env.get(name, "").strip()
+        if value:
+            return value.removeprefix("origin/")
+    return None
 
 
 def ci_run_url(env: os._Environ[str] | dict[str, str]) -> str | None:

@@ -3,7 +3,7 @@
 Split by role, the way pytest-xdist splits its controller: the report replay
 (:mod:`.assembler`), the pure outcome state machine (:mod:`.outcomes`) and marker aggregation
 (:mod:`.experiments`), the session's runs (:mod:`.tracking`), the backends (:mod:`.backends`),
-the run files (:mod:`.records`), one problem sink (:mod:`.problems`), SIGTERM
+the run files (:mod:`.records`), the regression gate (:mod:`.gate`), one problem sink (:mod:`.problems`), SIGTERM
 (:mod:`.signals`) and what the terminal and JUnit show (:mod:`.reporting`). Imported only by
 a session with tracking or records on.
 """
@@ -24,6 +24,7 @@ from .tracking import TrackedSession
 
 if TYPE_CHECKING:
     from ..plugin import TrackingHooks
+    from .gate import SessionGate
 
 
 def start(config: pytest.Config, settings: Settings, warning: type[Warning],
@@ -34,15 +35,30 @@ def start(config: pytest.Config, settings: Settings, warning: type[Warning],
     tracked = _tracked_session(config, settings, problems) if settings.enabled else None
     hooks.usable = list(tracked.backends.names) if tracked is not None else []
     # Records first: at the end they reach the session run before tracking ends it.
+    gate = _gate(config, settings, problems, tracked)
     records = SessionRecords(config, settings, problems, tracked,
-                             collected=lambda: assembler.collected)
+                             collected=lambda: assembler.collected, gate=gate)
     report = TrackingReport(config, tracked, records, problems)
-    consumers: list[CaseConsumer] = [records, *([tracked] if tracked else []), report]
+    consumers: list[CaseConsumer] = [records, *([gate] if gate else []),
+                                     *([tracked] if tracked else []), report]
     assembler = CaseAssembler(config, consumers, problems, hooks)
     config.pluginmanager.register(assembler, "insidellms-session")
     config.pluginmanager.register(records, "insidellms-records")
     config.pluginmanager.register(report, "insidellms-report")
+    if gate is not None:
+        config.pluginmanager.register(gate, "insidellms-gate")
     return assembler
+
+
+def _gate(config: pytest.Config, settings: Settings, problems: ProblemSink,
+          tracked: TrackedSession | None) -> SessionGate | None:
+    if settings.gate is None:
+        return None
+    from .gate import SessionGate  # the gate, its statistics and baselines: only when asked
+
+    gate = SessionGate(config, settings, settings.gate, problems, tracked)
+    gate.resolve()
+    return gate
 
 
 def _tracked_session(config: pytest.Config, settings: Settings,

@@ -72,9 +72,10 @@ class CaseAssembler:
         payload = self._payload_of(report)
         if self.collected is None and payload.collected is not None:
             self.collected = payload.collected
-        module = report.nodeid.split("::", 1)[0]
+        nodeid = report.nodeid
+        module = nodeid.split("::", 1)[0]
         worker: str | None = getattr(report, "worker_id", None) if self._each else None
-        key = (worker, report.nodeid)
+        key = (worker, nodeid)
         case = self._cases.setdefault(key, CaseState())
         expected = payload.module_tests
         if worker is not None and self._copies > 1:
@@ -83,7 +84,7 @@ class CaseAssembler:
                 payload.experiment = replace(payload.experiment,
                                              cases=payload.experiment.cases * self._copies)
         for consumer in self.consumers:
-            consumer.on_events(module, report.nodeid, expected, payload.events)
+            consumer.on_events(module, nodeid, expected, payload.events)
         self._late(payload.late)
         for event in payload.events:
             if isinstance(event, ResultEvent) and event.origin == "returned":
@@ -99,7 +100,8 @@ class CaseAssembler:
             self._cases[key] = case.next_attempt()
             return
         del self._cases[key]
-        self._finished(replace(case.finish(report.nodeid, module), worker=worker))
+        finished = case.finish(nodeid, module)
+        self._finished(finished if worker is None else replace(finished, worker=worker))
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         """A module that failed to collect (kept going with --continue-on-collection-errors)

@@ -25,7 +25,7 @@ import textwrap
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
@@ -37,6 +37,7 @@ from ..records import (
     RecordsSession,
     RecordsWritten,
     build_records,
+    build_summary,
     write_run_directory,
     write_tracking,
 )
@@ -46,6 +47,9 @@ from ..types import ExperimentResult
 from ..wire import Event
 from .problems import ProblemSink
 from .tracking import TrackedSession
+
+if TYPE_CHECKING:
+    from .gate import SessionGate
 
 #: What the session run gets: the run directory's files under this artifact name.
 ARTIFACT_NAME: Final = "records"
@@ -57,13 +61,17 @@ class SessionRecords:
 
     def __init__(self, config: pytest.Config, settings: Settings, problems: ProblemSink,
                  tracked: TrackedSession | None,
-                 collected: Callable[[], Sequence[str] | None]) -> None:
+                 collected: Callable[[], Sequence[str] | None],
+                 gate: SessionGate | None = None) -> None:
         self.config = config
         self.settings = settings
         self.problems = problems
         self.tracked = tracked
         self.directory = settings.records_dir
         self._collected = collected
+        self.gate = gate
+        #: Every case's records are kept for the run files or the gate; else only counts.
+        self._keep = self.directory is not None or gate is not None
         self._hidden = hidden_paths(config, settings)
         # Records are drafted under a placeholder run id, and finalized under the real one.
         self._draft = RecordsSession(settings.tracking.project, (), hidden_paths=self._hidden)
@@ -90,7 +98,7 @@ class SessionRecords:
 
     def on_case(self, case: FinishedCase) -> None:
         with self.problems.guard(ARTIFACT_NAME):
-            if self.directory is None:  # the scores table only: statuses and groups suffice
+            if not self._keep:  # the scores table only: statuses and groups suffice
                 for experiment, status in record_groups(case):
                     self._counts.add(case.module, experiment, status)
                 return
@@ -103,20 +111,28 @@ class SessionRecords:
     def on_finish(self, *, killed: bool, internal_error: bool) -> None:
         if self.config.getoption("collectonly", False):
             return
+        completed = not (killed or internal_error or self._stopped())
+        comparison = None
+        if self.gate is not None:
+            comparison = self.gate.judge(self._records, completed=completed)
         with self.problems.guard(ARTIFACT_NAME):
-            if self.directory is None:
-                self.summary = self._counts.summary()
+            if self.directory is not None:
+                self._write(self.directory, completed, comparison)
+            elif self._keep:
+                self.summary = build_summary(self._records)
             else:
-                self._write(self.directory, not (killed or internal_error or self._stopped()))
+                self.summary = self._counts.summary()
 
     # -- the run files ----------------------------------------------------------------------
 
-    def _write(self, directory: Path, completed: bool) -> None:
+    def _write(self, directory: Path, completed: bool, comparison: str | None) -> None:
         collected = self._collected() or [r["custom"]["nodeid"] for r in self._records]
         session = RecordsSession(
             self.settings.tracking.project, collected, library_version=__version__,
             run_completed=completed, hidden_paths=self._hidden)
-        written = write_run_directory(directory, session, self._records)
+        written = write_run_directory(directory, session, self._records,
+                                      comparison_html=comparison)
+        gate_files = self.gate.write_files(directory) if self.gate is not None else ()
         self.written, self.summary = written, written.summary
         digest = hashlib.sha256((directory / RECORDS).read_bytes()).hexdigest()
         write_tracking(directory, written.run_id, backends=self._backends(),
@@ -125,17 +141,17 @@ class SessionRecords:
                               "session_run_name": self.settings.run_name,
                               "records_sha256": digest})
         if self.tracked is not None:
-            self._attach(directory, {"records_dir": str(directory), "records_sha256": digest,
+            self._attach(directory, gate_files, {"records_dir": str(directory), "records_sha256": digest,
                                      "records_run_id": written.run_id})
 
-    def _attach(self, directory: Path, params: dict[str, Any]) -> None:
+    def _attach(self, directory: Path, extra: Sequence[Path], params: dict[str, Any]) -> None:
         """The files, copied as one directory (the user's directory may hold others)."""
         assert self.tracked is not None
         with tempfile.TemporaryDirectory(prefix="insidellms-records-") as scratch:
             staged = Path(scratch) / ARTIFACT_NAME
             staged.mkdir()
             assert self.written is not None
-            for path in (*self.written.files, directory / "tracking.json"):
+            for path in (*self.written.files, directory / "tracking.json", *extra):
                 shutil.copy2(path, staged / path.name)
             self.tracked.log_to_session(params, staged, ARTIFACT_NAME, "records")
 

@@ -228,13 +228,17 @@ class TrackedSession:
                 self.problems.add(spooler.backend_name, outage, first=True)
 
     def log_to_session(self, params: dict[str, Any], artifact: Path | None = None,
-                       name: str | None = None, type: str | None = None) -> bool:
-        """Log params (and an artifact) into the session run while it is open: a consumer
-        ahead of this one calls it from its own ``on_finish``. False when no run is open."""
+                       name: str | None = None, type: str | None = None, *,
+                       metrics: dict[str, float] | None = None) -> bool:
+        """Log params (metrics, an artifact) into the session run while it is open: a
+        consumer ahead of this one calls it from its own ``on_finish``. False when no run is
+        open."""
         if self.tracker is None or self.session_run is None:
             return False
         run_id = self.session_run
         self._call(lambda t: t.log_params(params, run_id=run_id))
+        if metrics:
+            self._call(lambda t: t.log_metrics(metrics, run_id=run_id))
         if artifact is not None:
             self._call(lambda t: t.log_artifact(artifact, name, type, run_id=run_id))
         return True
