@@ -10,7 +10,7 @@ consumer. Tracking is one consumer; records are another.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from ..plugin import TrackingHooks
 
 
-class CaseConsumer(Protocol):
+class CaseConsumer:
+    """What the assembler feeds; each consumer overrides what it reads (the defaults ignore)."""
+
     def on_events(self, module: str, nodeid: str, expected: int | None,
                   events: list[Event]) -> None:
         """A report's events, as it arrives; ``expected``: tests in the module, if known."""

@@ -33,15 +33,15 @@ from ..gate.engine import GateSettings, Verdict, evaluate
 from ..gate.render import render_html, render_markdown, render_text, write_gate_files
 from ..gate.rules import RuleError
 from ..options import GateOptions, Settings
-from ..wire import Event
 from .problems import ProblemSink
+from .assembler import CaseConsumer
 from .tracking import TrackedSession
 
 PROBLEM_NAME: Final = "gate"
 STEP_SUMMARY: Final = "GITHUB_STEP_SUMMARY"
 
 
-class SessionGate:
+class SessionGate(CaseConsumer):
     """A case consumer (it counts the failures the gate cannot excuse) and a plugin object
     (the terminal section and the exit status)."""
 
@@ -79,13 +79,6 @@ class SessionGate:
                 f"the comparative rules are skipped")
 
     # -- the cases --------------------------------------------------------------------------
-
-    def on_events(self, module: str, nodeid: str, expected: int | None,
-                  events: list[Event]) -> None:
-        pass
-
-    def on_late_events(self, nodeid: str, events: list[Event]) -> None:
-        pass
 
     def on_case(self, case: FinishedCase) -> None:
         data = case.experiment is not None and case.outcome == "failed" and not (

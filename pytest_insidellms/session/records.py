@@ -44,8 +44,8 @@ from ..records import (
 from ..records.build import record_groups
 from ..records.summary import StatusCounts
 from ..types import ExperimentResult
-from ..wire import Event
 from .problems import ProblemSink
+from .assembler import CaseConsumer
 from .tracking import TrackedSession
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ ARTIFACT_NAME: Final = "records"
 _WORKER_HEADER: Final = re.compile(r"\A\[gw[0-9]+\] [^\n]*\n+")
 
 
-class SessionRecords:
+class SessionRecords(CaseConsumer):
     """Registered as a plugin too, for the session's exit state."""
 
     def __init__(self, config: pytest.Config, settings: Settings, problems: ProblemSink,
@@ -88,13 +88,6 @@ class SessionRecords:
         self._session = session
 
     # -- what the assembler hands over ------------------------------------------------------
-
-    def on_events(self, module: str, nodeid: str, expected: int | None,
-                  events: list[Event]) -> None:
-        """Records keep a case's own results only, which come with the case."""
-
-    def on_late_events(self, nodeid: str, events: list[Event]) -> None:
-        """Fixture calls are not records."""
 
     def on_case(self, case: FinishedCase) -> None:
         with self.problems.guard(ARTIFACT_NAME):

@@ -7,10 +7,9 @@ from typing import Any, Final
 
 import pytest
 
-from ..cases import FinishedCase
 from ..records import scores_table
-from ..wire import Event
 from .problems import ProblemSink
+from .assembler import CaseConsumer
 from .records import SessionRecords
 from .tracking import TrackedSession
 
@@ -18,7 +17,7 @@ from .tracking import TrackedSession
 TABLE_WIDTH: Final = 120
 
 
-class TrackingReport:
+class TrackingReport(CaseConsumer):
     """A plugin object of its own, registered beside the assembler, and its last consumer:
     JUnit properties are added once the runs have ended (junitxml writes its file after)."""
 
@@ -28,16 +27,6 @@ class TrackingReport:
         self.tracked = tracked
         self.records = records
         self.problems = problems
-
-    def on_events(self, module: str, nodeid: str, expected: int | None,
-                  events: list[Event]) -> None:
-        pass
-
-    def on_late_events(self, nodeid: str, events: list[Event]) -> None:
-        pass
-
-    def on_case(self, case: FinishedCase) -> None:
-        pass
 
     def on_finish(self, *, killed: bool, internal_error: bool) -> None:
         if self.tracked is not None and self.tracked.session_run is not None:

@@ -26,6 +26,7 @@ from ..plugin import TRACK_DIR_MARKER
 from ..experiment_tracking.spool import SpoolingTracker
 from ..session_info import session_params
 from ..wire import ArtifactEvent, Event, MetricsEvent, ParamsEvent, ProblemEvent, ResultEvent
+from .assembler import CaseConsumer
 from .backends import Backends
 from .experiments import ExperimentAggregate
 from .outcomes import Tally
@@ -48,7 +49,7 @@ class ModuleRun:
     last_live: float = 0.0
 
 
-class TrackedSession:
+class TrackedSession(CaseConsumer):
     def __init__(self, config: pytest.Config, backends: Backends, problems: ProblemSink) -> None:
         self.config = config
         self.settings = backends.settings
