@@ -23,11 +23,13 @@ from ..cases import FinishedCase, LoggedResult
 from ..experiment_tracking import MultiTracker
 from ..fixture import STAGING
 from ..plugin import TRACK_DIR_MARKER
+from ..experiment_tracking.journal import JOURNAL, CaseEntry, HeldFile, JournalWriter
+from ..experiment_tracking.local import LocalFileTracker
 from ..experiment_tracking.spool import SpoolingTracker
 from ..session_info import session_params
 from ..wire import ArtifactEvent, Event, MetricsEvent, ParamsEvent, ProblemEvent, ResultEvent
 from .backends import Backends
-from .experiments import ExperimentAggregate
+from .experiments import ExperimentAggregate, case_line
 from .outcomes import Tally
 from .problems import ProblemSink
 
@@ -46,6 +48,9 @@ class ModuleRun:
     finished: int = 0
     experiments: dict[str, ExperimentAggregate] = field(default_factory=dict)
     last_live: float = 0.0
+    #: The run's journals on this machine (the local backend's, the spools'): each finished
+    #: case is appended there at once, so a killed session still has it.
+    journals: list[JournalWriter] = field(default_factory=list)
 
 
 class TrackedSession:
@@ -64,6 +69,8 @@ class TrackedSession:
         self._tried = False
         self._track_dir_is_ours = False
         self._errors_seen = 0
+        #: Keeps the journal of the module running now open for its case lines.
+        self._held = HeldFile()
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -100,6 +107,8 @@ class TrackedSession:
             run_id = self.tracker.start_run(path, parent_run_id=self.session_run)
             self._collect_errors(self.tracker)
             module = self._modules[path] = ModuleRun(path, run_id)
+            with self.problems.guard():
+                module.journals = case_journals(self.tracker, run_id, self._held)
             if self.settings.tracking.log_code:
                 self._log_code(module)
         if expected:
@@ -141,6 +150,11 @@ class TrackedSession:
         if not self.open():
             return
         module = self._module(case.module, None)
+        if module.journals:
+            entry = CaseEntry(case_line(case))
+            with self.problems.guard("journal"):
+                for journal in module.journals:
+                    journal.append(entry)
         module.tally.add(case)
         self.tally.add(case)
         module.finished += 1
@@ -201,6 +215,7 @@ class TrackedSession:
             self._log_experiment(module, experiment)
         self._log_tally(module.run_id, module.tally)
         status = status or ("failed" if module.tally.failing else "finished")
+        self._held.close()
         self._call(lambda t: t.end_run(status, run_id=module.run_id))
         del self._modules[module.path]
 
@@ -261,6 +276,20 @@ class TrackedSession:
         for name, exc in tracker.errors[self._errors_seen:]:
             self.problems.failure(name, exc)
         self._errors_seen = len(tracker.errors)
+
+
+def case_journals(tracker: MultiTracker, run_id: str, opener: HeldFile) -> list[JournalWriter]:
+    """The journals this machine keeps of ``run_id``: a local backend's run, a spool's."""
+    ids = tracker.child_run_ids(run_id)
+    names = [t.backend_name for t in tracker.trackers]
+    journals = []
+    for index, backend in enumerate(tracker.trackers):
+        # MultiTracker's naming of its backends: a name, or name#index when it repeats.
+        name = names[index] if names.count(names[index]) == 1 else f"{names[index]}#{index}"
+        local = backend.spool if isinstance(backend, SpoolingTracker) else backend
+        if name in ids and isinstance(local, LocalFileTracker):
+            journals.append(JournalWriter(local.run_path(ids[name]) / JOURNAL, opener))
+    return journals
 
 
 def mark_track_dir(track_dir: Path) -> None:
