@@ -97,6 +97,11 @@ TRIALS = Option(
     "wins).",
     "K",
 )
+#: Ini only (a mapping, one ``name = path`` a line): datasets the records' run id hashes.
+DATASETS_INI: Final = "insidellms_track_datasets"
+DATASETS_HELP: Final = (
+    "Datasets the session evaluates on, one 'name = path' a line (paths from the ini file): "
+    "each is fingerprinted by content into the records' run id and the session params.")
 VALUE_OPTIONS = (PROJECT, DIR, RUN_NAME, TAGS, NOTES, CONFIG, RECORDS, TRIALS)
 FLAG_OPTIONS = (STRICT,)
 #: Options whose plain spelling other plugins are known to take; registered late, see below.
@@ -134,6 +139,7 @@ def add_options(parser: pytest.Parser) -> None:
         parser.addini(option.ini, help=option.help, type="string")
     for option in (STRICT, NO_TRACK):
         parser.addini(option.ini, help=option.help, type="bool", default=False)
+    parser.addini(DATASETS_INI, help=DATASETS_HELP, type="linelist", default=[])
 
 
 def add_contested_options(parser: pytest.Parser) -> list[str]:
@@ -181,6 +187,8 @@ class Settings:
     backends_source: str = TRACK.flag
     #: Where the run files go (``--track-records``); None: not written.
     records_dir: Path | None = None
+    #: Datasets the ini file declares: (name, path), fingerprinted when first needed.
+    datasets: tuple[tuple[str, Path], ...] = ()
 
     @property
     def enabled(self) -> bool:
@@ -247,7 +255,22 @@ def resolve(config: pytest.Config) -> Settings | None:
         tracking=tracking,
         backends_source=backends_source,
         records_dir=None if records_value is None else _records_dir(config, *records_value),
+        datasets=_datasets(config),
     )
+
+
+def _datasets(config: pytest.Config) -> tuple[tuple[str, Path], ...]:
+    source = f"ini {DATASETS_INI}"
+    found: dict[str, Path] = {}
+    for line in config.getini(DATASETS_INI):
+        name, equals, text = (part.strip() for part in str(line).partition("="))
+        if not equals or not name or not text:
+            raise pytest.UsageError(f"{source}: expected 'name = path', got {line!r}")
+        path = _path(config, text, source)
+        if not path.exists():
+            raise pytest.UsageError(f"{source}: dataset {name!r}: {path} does not exist")
+        found[name] = path
+    return tuple(found.items())
 
 
 def _records_dir(config: pytest.Config, text: str, source: str) -> Path:

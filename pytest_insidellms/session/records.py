@@ -42,6 +42,7 @@ from ..records import (
 )
 from ..types import ExperimentResult
 from ..wire import Event
+from .datasets import declared_datasets
 from .problems import ProblemSink
 from .tracking import TrackedSession
 
@@ -114,7 +115,8 @@ class SessionRecords:
         collected = self._collected() or [r["custom"]["nodeid"] for r in self._records]
         session = RecordsSession(
             self.settings.tracking.project, collected, library_version=__version__,
-            run_completed=completed, hidden_paths=self._hidden)
+            run_completed=completed, hidden_paths=self._hidden,
+            datasets=declared_datasets(self.config, self.settings, self.problems))
         written = write_run_directory(directory, session, self._records)
         self.written, self.summary = written, written.summary
         digest = hashlib.sha256((directory / RECORDS).read_bytes()).hexdigest()

@@ -29,6 +29,7 @@ from ..experiment_tracking.spool import SpoolingTracker
 from ..session_info import session_params
 from ..wire import ArtifactEvent, Event, MetricsEvent, ParamsEvent, ProblemEvent, ResultEvent
 from .backends import Backends
+from .datasets import dataset_params, declared_datasets
 from .experiments import ExperimentAggregate, case_line
 from .outcomes import Tally
 from .problems import ProblemSink
@@ -95,6 +96,8 @@ class TrackedSession:
         self.tracker = tracker
         self._mark_track_dir()
         params = session_params(self.config, __version__)
+        params.update(dataset_params(declared_datasets(self.config, self.settings,
+                                                       self.problems)))
         for extra in self.problems.call_hook("pytest_insidellms_session_params", config=self.config):
             params.update(extra or {})
         self._call(lambda t: t.log_params(params, run_id=self.session_run))
