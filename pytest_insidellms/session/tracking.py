@@ -2,7 +2,9 @@
 
 Fed by the :class:`~.assembler.CaseAssembler` with each report's events as they arrive and with
 each test once it finished. Runs open lazily, on the first report (``--collect-only`` and
-``--help`` open nothing); a module run ends as soon as its last test finished. Every backend
+``--help`` open nothing); a module run ends as soon as its last test finished. Each finished
+test is also one case line in its module run's journals on this machine (the local run, the
+spools), so a killed session loses no outcome and no marker case. Every backend
 call goes through the problem sink's guard: nothing here can raise into pytest.
 """
 
@@ -21,11 +23,11 @@ import pytest
 from .. import __version__
 from ..cases import FinishedCase, LoggedResult
 from ..experiment_tracking import MultiTracker
-from ..fixture import STAGING
-from ..plugin import TRACK_DIR_MARKER
 from ..experiment_tracking.journal import JOURNAL, CaseEntry, HeldFile, JournalWriter
 from ..experiment_tracking.local import LocalFileTracker
 from ..experiment_tracking.spool import SpoolingTracker
+from ..fixture import STAGING
+from ..plugin import TRACK_DIR_MARKER
 from ..session_info import session_params
 from ..wire import ArtifactEvent, Event, MetricsEvent, ParamsEvent, ProblemEvent, ResultEvent
 from .backends import Backends
@@ -70,7 +72,7 @@ class TrackedSession:
         self._tried = False
         self._track_dir_is_ours = False
         self._errors_seen = 0
-        #: Keeps the journal of the module running now open for its case lines.
+        #: Keeps the journals of the modules running now open for their case lines.
         self._held = HeldFile()
 
     # -- opening ----------------------------------------------------------------------------
