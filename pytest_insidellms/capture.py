@@ -51,6 +51,13 @@ def numeric_mapping(value: Any) -> dict[str, Any] | None:
     return None
 
 
+def case_prefix(nodeid: str, marker_kwargs: Any = None) -> str:
+    """The prefix of everything one test case logs, returned or through the fixture: the
+    marker's ``prefix``, else :func:`default_prefix` (named after the marker's ``name``)."""
+    kwargs = marker_kwargs or {}
+    return str(kwargs.get("prefix") or default_prefix(nodeid, kwargs.get("name")))
+
+
 def default_prefix(nodeid: str, name: str | None = None) -> str:
     """``test_qa`` -> ``test_qa/``; ``TestQA::test_x[gpt-4-case 1]`` -> ``TestQA/test_x/gpt-4-case 1/``.
 

@@ -11,9 +11,16 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Protocol
 
-from .experiment_tracking.base import validate_artifact, validate_metrics, validate_params
+from .experiment_tracking.base import (
+    check_step,
+    sanitize_key,
+    validate_artifact,
+    validate_metrics,
+    validate_params,
+)
 from .experiment_tracking.results import flatten_experiment_result
 from .types import ExperimentResult
 from .wire import (
@@ -35,16 +42,21 @@ class EventSink(Protocol):
 
 
 class TrackerFixture:
-    """Logs into the test's module run; :attr:`session` logs into the session run.
+    """Logs into the test's module run, each metric, param and result named under the test
+    case's prefix (``test_x/case-1/ece``, the prefix a returned result gets), so the cases of
+    one parametrized test never share a series or a param. :attr:`module` logs into the
+    module run and :attr:`session` into the session run, both without a prefix.
 
     Without ``--track`` every call still validates its input and then does nothing.
     """
 
     def __init__(self, events: EventSink | None, staging_dir: Path | None,
-                 target: Target = "module") -> None:
+                 target: Target = "module", prefix: str | Callable[[], str] = "") -> None:
         self._events = events
         self._staging_dir = staging_dir
         self._target: Target = target
+        #: A callable for shared_tracker: the prefix of whichever test is running.
+        self._prefix = prefix
 
     @property
     def enabled(self) -> bool:
@@ -52,23 +64,33 @@ class TrackerFixture:
         return self._events is not None
 
     @property
+    def prefix(self) -> str:
+        """What this tracker puts before every metric, param and result name."""
+        return self._prefix if isinstance(self._prefix, str) else self._prefix()
+
+    @property
+    def module(self) -> TrackerFixture:
+        """The same API, aimed at the module run as a whole: names are logged as given."""
+        return TrackerFixture(self._events, self._staging_dir, target="module")
+
+    @property
     def session(self) -> TrackerFixture:
-        """The same API, aimed at the session run."""
+        """The same API, aimed at the session run: names are logged as given."""
         return TrackerFixture(self._events, self._staging_dir, target="session")
 
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
         clean = validate_metrics(metrics)
-        if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
-            raise TypeError(f"step must be a non-negative int, got {step!r}")
-        self._emit(MetricsEvent(self._target, clean, step))
+        check_step(step)
+        self._emit(MetricsEvent(self._target, self._prefixed(clean), step))
 
     def log_params(self, params: dict[str, Any]) -> None:
-        self._emit(ParamsEvent(self._target, validate_params(params)))
+        self._emit(ParamsEvent(self._target, self._prefixed(validate_params(params))))
 
     def log_artifact(
         self, path: str | os.PathLike[str], name: str | None = None, type: str | None = None
     ) -> None:
-        """Snapshot a file or directory now: later changes to the source are not logged."""
+        """Snapshot a file or directory now: later changes to the source are not logged.
+        Artifacts keep their names (no prefix: a second one of a name becomes ``name_2``)."""
         artifact = validate_artifact(path, name, type)
         if self._events is None or self._staging_dir is None:
             return
@@ -89,8 +111,18 @@ class TrackerFixture:
                                  str(artifact.source.absolute())))
 
     def log_experiment_result(self, result: Any, prefix: str = "") -> None:
+        """``prefix`` goes after this tracker's own (``test_x/case-1/<prefix>accuracy``)."""
         flatten_experiment_result(result, prefix)  # validates; raises naming a bad field
-        self._emit(ResultEvent(self._target, as_experiment_result(result), prefix, "fixture"))
+        self._emit(ResultEvent(self._target, as_experiment_result(result), self.prefix + prefix,
+                               "fixture"))
+
+    def _prefixed(self, clean: dict[str, Any]) -> dict[str, Any]:
+        prefix = self.prefix
+        if not prefix:
+            return clean
+        # Names were checked already; the joined name is only re-spelled (a long one is
+        # shortened with a hash, as any logged name is).
+        return {sanitize_key(prefix + key): value for key, value in clean.items()}
 
     def _emit(self, event: Event) -> None:
         if self._events is not None:

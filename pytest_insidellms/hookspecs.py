@@ -7,6 +7,7 @@ loads at start-up (the rootdir's, or one in a directory named on the command lin
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,17 @@ def pytest_insidellms_session_params(config: pytest.Config) -> Mapping[str, Any]
     """Return extra params for the session run (merged over the built-in ones).
 
     Called when the session run opens, at the first test report."""
+
+
+@pytest.hookspec
+def pytest_insidellms_datasets(config: pytest.Config) -> Mapping[str, str | os.PathLike[str]] | None:
+    """Return the datasets the session evaluates on: name -> a fingerprint (a version or a
+    hash, kept as given) or a path (a file or directory, fingerprinted by its content).
+
+    Merged over the ini file's ``insidellms_track_datasets``. They define the session: the
+    records' run id hashes them (new data, new run id) and the session run gets each as a
+    ``dataset/<name>`` param. Called once, in the process that writes the records, when the
+    session run opens or the records are written."""
 
 
 @pytest.hookspec

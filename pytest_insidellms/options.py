@@ -99,6 +99,11 @@ TRIALS = Option(
     "wins).",
     "K",
 )
+#: Ini only (a mapping, one ``name = path`` a line): datasets the records' run id hashes.
+DATASETS_INI: Final = "insidellms_track_datasets"
+DATASETS_HELP: Final = (
+    "Datasets the session evaluates on, one 'name = path' a line (paths from the ini file): "
+    "each is fingerprinted by content into the records' run id and the session params.")
 GATE = Option(
     "insidellms_track_gate", "--track-gate", "insidellms_track_gate", "INSIDELLMS_TRACK_GATE",
     "A regression-gate rule, e.g. '*/accuracy:drop<=0.02', 'pass_rate>=0.9', 'regressions<=0' "
@@ -171,6 +176,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini(GATE.ini, help=GATE.help, type="linelist")
     for option in (STRICT, NO_TRACK):
         parser.addini(option.ini, help=option.help, type="bool", default=False)
+    parser.addini(DATASETS_INI, help=DATASETS_HELP, type="linelist", default=[])
 
 
 def add_contested_options(parser: pytest.Parser) -> list[str]:
@@ -237,6 +243,8 @@ class Settings:
     records_dir: Path | None = None
     #: The regression gate (``--track-gate``, ``--track-baseline``); None: no gate.
     gate: GateOptions | None = None
+    #: Datasets the ini file declares: (name, path), fingerprinted when first needed.
+    datasets: tuple[tuple[str, Path], ...] = ()
 
     @property
     def enabled(self) -> bool:
@@ -308,7 +316,22 @@ def resolve(config: pytest.Config) -> Settings | None:
         backends_source=backends_source,
         records_dir=None if records_value is None else _records_dir(config, *records_value),
         gate=_gate(config, gate_section) if gate_asked or gate_section else None,
+        datasets=_datasets(config),
     )
+
+
+def _datasets(config: pytest.Config) -> tuple[tuple[str, Path], ...]:
+    source = f"ini {DATASETS_INI}"
+    found: dict[str, Path] = {}
+    for line in config.getini(DATASETS_INI):
+        name, equals, text = (part.strip() for part in str(line).partition("="))
+        if not equals or not name or not text:
+            raise pytest.UsageError(f"{source}: expected 'name = path', got {line!r}")
+        path = _path(config, text, source)
+        if not path.exists():
+            raise pytest.UsageError(f"{source}: dataset {name!r}: {path} does not exist")
+        found[name] = path
+    return tuple(found.items())
 
 
 def _records_dir(config: pytest.Config, text: str, source: str) -> Path:

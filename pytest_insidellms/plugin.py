@@ -190,7 +190,7 @@ def _keep_result(item: pytest.Item, value: Any) -> Any:
     as metrics, as ``auto_track`` does), never reaches pytest; anything else does."""
     if value is None:
         return None
-    from .capture import default_prefix, is_experiment_result, numeric_mapping
+    from .capture import case_prefix, is_experiment_result, numeric_mapping
 
     is_result = is_experiment_result(value)
     metrics = None if is_result else numeric_mapping(value)
@@ -201,9 +201,7 @@ def _keep_result(item: pytest.Item, value: Any) -> Any:
         return None
     from .wire import MetricsEvent
 
-    mark = state.marker
-    prefix = (mark.kwargs.get("prefix") if mark else None) or default_prefix(
-        item.nodeid, mark.kwargs.get("name") if mark else None)
+    prefix = case_prefix(item.nodeid, state.marker.kwargs if state.marker else None)
     if metrics is not None:
         from .experiment_tracking.base import validate_metrics
 
@@ -223,15 +221,19 @@ def _keep_result(item: pytest.Item, value: Any) -> Any:
 
 @pytest.fixture
 def tracker(request: pytest.FixtureRequest) -> TrackerFixture:
-    """Log metrics, params, artifacts and results into this test's module run
-    (``tracker.session`` for the session run). A validating no-op without ``--track``."""
+    """Log metrics, params, artifacts and results into this test's module run, named under
+    the test case's prefix (``tracker.module``: unprefixed; ``tracker.session``: the session
+    run). A validating no-op without ``--track``."""
+    from .capture import case_prefix
     from .fixture import STAGING, TrackerFixture
 
+    mark = request.node.get_closest_marker("experiment")
+    prefix = case_prefix(request.node.nodeid, mark.kwargs if mark else None)
     state = request.node.stash.get(TEST_STATE, None)
     settings = request.config.stash.get(SETTINGS, None)
     if state is None or settings is None or not settings.enabled:
-        return TrackerFixture(None, None)  # records keep no fixture calls
-    return TrackerFixture(state.events, settings.track_dir / STAGING)
+        return TrackerFixture(None, None, prefix=prefix)  # records keep no fixture calls
+    return TrackerFixture(state.events, settings.track_dir / STAGING, prefix=prefix)
 
 
 @pytest.fixture(scope="session")
@@ -245,7 +247,8 @@ def shared_tracker(request: pytest.FixtureRequest) -> TrackerFixture:
     hooks = request.config.stash.get(TRACKING_HOOKS, None)
     if settings is None or hooks is None or not settings.enabled:
         return TrackerFixture(None, None)
-    return TrackerFixture(_RunningTest(hooks), settings.track_dir / STAGING)
+    running = _RunningTest(hooks)
+    return TrackerFixture(running, settings.track_dir / STAGING, prefix=running.prefix)
 
 
 class _RunningTest:
@@ -253,6 +256,15 @@ class _RunningTest:
 
     def __init__(self, hooks: TrackingHooks) -> None:
         self._hooks = hooks
+
+    def prefix(self) -> str:
+        item = self._hooks.current_item
+        if item is None:
+            return ""  # append refuses the call
+        from .capture import case_prefix
+
+        mark = item.get_closest_marker("experiment")
+        return case_prefix(item.nodeid, mark.kwargs if mark else None)
 
     def append(self, event: Event) -> None:
         current = self._hooks.current
@@ -287,8 +299,9 @@ class TrackingHooks:
             weakref.WeakKeyDictionary())
         #: Fixture calls made after their test ended (from a thread it left running).
         self.late: list[tuple[str, Event]] = []
-        #: The events of the test running now, for shared_tracker.
+        #: The events of the test running now, and the test, for shared_tracker.
         self.current: TestEvents | None = None
+        self.current_item: pytest.Item | None = None
         #: The backends that passed their checks (set by the session side).
         self.usable: list[str] | None = None
 
@@ -296,6 +309,7 @@ class TrackingHooks:
         from .wire import TestEvents
 
         self.current = TestEvents(item.nodeid, self.late)
+        self.current_item = item
         return self.current
 
     def take_late(self) -> list[tuple[str, Event]]:

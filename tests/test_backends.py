@@ -163,8 +163,8 @@ def check_local(local: SessionView) -> None:
     assert labels.metrics["labels/accuracy"] == 0.75 and labels.metrics["labels/total_count"] == 4
     assert labels.params["labels/temperature"] == 0.2
     logged = local.modules[LOGGED]
-    assert logged.history("loss") == [(0, 0.9), (1, 0.5), (2, 0.25)]
-    assert logged.params == {"optimizer": "adam", "layers": 3}
+    assert logged.history("test_curve/loss") == [(0, 0.9), (1, 0.5), (2, 0.25)]
+    assert logged.params == {"test_curve/optimizer": "adam", "test_curve/layers": 3}
     assert [a["name"] for a in logged.data["artifacts"]] == ["outputs/predictions.jsonl"]
     for run in (local.run, *local.modules.values()):
         assert run.data["metadata"]["tags"] == TAGS and run.data["metadata"]["notes"] == NOTES
@@ -484,7 +484,7 @@ def test_ctrl_c_ends_every_backends_session_and_module_runs_as_killed(
     assert sorted(mlflow) == sorted(names)
     assert {r.info.status for r in mlflow.values()} == {"KILLED"}
     assert mlflow[module].data.metrics["tests_passed"] == 3
-    assert mlflow[module].data.metrics["done_2"] == 2
+    assert mlflow[module].data.metrics["test_done/2/done_2"] == 2
 
     wandb = {r.display_name: r for r in read_runs(track_dir / "wandb")}
     assert sorted(wandb) == sorted(names)

@@ -38,8 +38,10 @@ QA, SENTIMENT, FIXTURE, ASYNC = (f"examples/evals/{name}" for name in (
     "test_qa.py", "test_sentiment.py", "test_tracker_fixture.py", "test_async.py"))
 #: What pytest reports for the example suite: five of its cases fail on purpose.
 OUTCOMES = "5 failed, 24 passed, 1 skipped"
+#: The tracker fixture names what a test logs after the test.
+SWEEP = "test_neutral_band_calibration/"
 #: Metrics whose whole history the checks look at.
-HISTORY_KEYS = ("calibration/accuracy",)
+HISTORY_KEYS = (f"{SWEEP}calibration/accuracy",)
 
 
 def approx(value: float) -> Any:
@@ -294,10 +296,11 @@ def test_the_async_tests_result_is_logged(tracked: Tracked) -> None:
 def test_fixture_logs_the_sweep_its_settings_and_the_confusion_matrix(tracked: Tracked) -> None:
     module = tracked.modules[FIXTURE]
     sweep = [0.75, 0.75, 0.8125, 0.75, 0.75, 0.25]
-    assert module.history["calibration/accuracy"] == [
+    assert module.history[f"{SWEEP}calibration/accuracy"] == [
         (step, approx(value)) for step, value in enumerate(sweep)]
-    assert_metrics(module, **{"calibration/best_band": 0.4, "calibration/best_accuracy": 0.8125})
-    assert_params(module, sweep="neutral_band")
+    assert_metrics(module, **{f"{SWEEP}calibration/best_band": 0.4,
+                              f"{SWEEP}calibration/best_accuracy": 0.8125})
+    assert_params(module, **{f"{SWEEP}sweep": "neutral_band"})
     assert list(module.artifacts) == ["confusion_matrix.json"]
     text = module.artifacts["confusion_matrix.json"]
     if text is not None:

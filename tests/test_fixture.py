@@ -26,9 +26,9 @@ def test_calls_in_setup_call_and_teardown_all_count(pytester: pytest.Pytester) -
 
     session = only_session(pytester.path / "experiments")
     module = session.modules["test_fx.py"]
-    assert module.params == {"model": "toy", "temperature": 0.1}
-    assert module.history("loss") == [(0, 0.9), (1, 0.5), (2, 0.2)]
-    assert module.metrics["teardown_seconds"] == 0.5
+    assert module.params == {"test_eval/model": "toy", "test_eval/temperature": 0.1}
+    assert module.history("test_eval/loss") == [(0, 0.9), (1, 0.5), (2, 0.2)]
+    assert module.metrics["test_eval/teardown_seconds"] == 0.5
     assert session.run.metrics["session_metric"] == 7
     assert session.run.params["suite"] == "qa"
 
@@ -73,8 +73,8 @@ def test_results_logged_through_the_fixture(pytester: pytest.Pytester) -> None:
     """)
     pytester.runpytest("--track", "local").assert_outcomes(passed=1)
     module = only_session(pytester.path / "experiments").modules["test_fx.py"]
-    assert module.metrics["safety/total_count"] == 3
-    assert module.params["safety/probe_category"] == "safety"
+    assert module.metrics["test_eval/safety/total_count"] == 3
+    assert module.params["test_eval/safety/probe_category"] == "safety"
 
 
 def test_without_tracking_the_fixture_validates_and_does_nothing(
@@ -114,4 +114,4 @@ def test_a_bad_value_fails_only_the_test_that_logged_it(pytester: pytest.Pyteste
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*bool is not a metric value*"])
     module = only_session(pytester.path / "experiments").modules["test_fx.py"]
-    assert module.history("ok") == [(0, 1.0)]  # the bad call logged nothing, the good one stays
+    assert module.history("test_good/ok") == [(0, 1.0)]  # the bad call logged nothing, the good one stays

@@ -240,7 +240,7 @@ def test_an_artifact_the_track_dir_cannot_take_is_a_tracking_problem_not_a_failu
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*tracker fixture: 1 problem(s), first: *out.txt* not logged*"])
     module = only_session(pytester.path / "experiments").modules["test_art.py"]
-    assert module.metrics["after"] == 1.0  # what came after is logged
+    assert module.metrics["test_logs/after"] == 1.0  # what came after is logged
     assert module.data["artifacts"] == []
     staging = pytester.path / "experiments" / ".staging"
     assert not staging.is_dir() or not any(staging.iterdir())
@@ -293,7 +293,7 @@ def test_a_fixture_call_from_a_thread_after_its_test_is_logged_while_the_module_
     result = pytester.runpytest_subprocess("--track", "local", "-p", "no:randomly", *workers)
     result.assert_outcomes(passed=2)
     module = only_session(pytester.path / "experiments").modules["test_late.py"]
-    assert module.metrics["late_metric"] == 1.0
+    assert module.metrics["test_leaves_a_thread/late_metric"] == 1.0
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "1"]], ids=["single", "xdist"])
@@ -343,7 +343,7 @@ def test_hypothesis_tests_log_through_shared_tracker_and_pass_the_health_check(
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*function_scoped_fixture*"])  # why shared_tracker exists
     module = only_session(pytester.path / "experiments").modules["test_props.py"]
-    assert len(module.history("n_seen")) == 5
+    assert len(module.history("test_property/n_seen")) == 5
 
 
 def test_log_code_stores_module_sources_and_auto_log_metrics_false_drops_outcomes(
@@ -355,7 +355,7 @@ def test_log_code_stores_module_sources_and_auto_log_metrics_false_drops_outcome
         passed=1)
     session = only_session(pytester.path / "experiments")
     module = session.modules["test_src.py"]
-    assert module.metrics == {"m": 1.0}  # the test's own metric, no tests_* counts
+    assert module.metrics == {"test_ok/m": 1.0}  # the test's own metric, no tests_* counts
     assert "tests_total" not in session.run.metrics
     (artifact,) = module.data["artifacts"]
     assert (artifact["name"], artifact["type"]) == ("code/test_src.py", "code")

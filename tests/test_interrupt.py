@@ -73,7 +73,8 @@ def test_signal_ends_every_run_killed_and_keeps_results(
     assert session.run.status == "killed"
     module = session.modules["test_slow.py"]
     assert module.status == "killed"
-    assert {"done_0", "done_1", "done_2"} <= set(module.metrics)
+    assert {"test_done/0/done_0", "test_done/1/done_1", "test_done/2/done_2"} <= set(
+        module.metrics)
     assert module.metrics["tests_passed"] == 3
 
 

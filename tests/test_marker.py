@@ -121,7 +121,7 @@ def test_a_case_logging_a_side_result_through_the_fixture_still_counts(
     m = only_session(pytester.path / "experiments").modules["test_cases.py"].metrics
     assert m["qa/total_count"] == 3
     assert m["qa/accuracy"] == 1.0
-    assert m["side/total_count"] == 1
+    assert m["qa/b/side/total_count"] == 1
 
 
 def test_marker_typo_errors_without_a_traceback_into_the_plugin(

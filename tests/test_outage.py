@@ -130,8 +130,8 @@ def _assert_everything_landed_once(client: MlflowClient, runs: dict[str, object]
     assert metrics["test_result/3/total_count"] == 3
     assert metrics["test_result/4/total_count"] == 4
     assert metrics["tests_passed"] == 3
-    assert during.data.params["model"] == "toy"  # type: ignore[attr-defined]
-    assert runs["evals/test_c_after.py"].data.metrics["after"] == 1.0  # type: ignore[attr-defined]
+    assert during.data.params["test_result/3/model"] == "toy"  # type: ignore[attr-defined]
+    assert runs["evals/test_c_after.py"].data.metrics["test_after/after"] == 1.0  # type: ignore[attr-defined]
     assert runs["evals/test_a_before.py"].data.metrics["test_result/2/total_count"] == 2  # type: ignore[attr-defined]
 
     for run in runs.values():

@@ -59,7 +59,7 @@ def test_sigkill_after_n_tests_loses_none_of_their_results(
     assert session.run.status == "running" and module.status == "running"  # honest: crashed
     for n in range(N_BEFORE_KILL):
         assert module.metrics[f"test_result/{n}/total_count"] == n + 1
-        assert module.params[f"param_{n}"] == n
+        assert module.params[f"test_result/{n}/param_{n}"] == n
 
 
 def test_sixteen_threads_logging_through_the_fixture_lose_nothing(
@@ -135,4 +135,4 @@ def test_a_planted_secret_reaches_no_file_of_any_backend(
     leaks = [p for p in written if SECRET.encode() in p.read_bytes()]
     assert leaks == []
     module = only_session(pytester.path / "experiments").modules["test_leak.py"]
-    assert module.params["prompt"] == "my key is ***REDACTED***, keep it safe"
+    assert module.params["test_leaks/prompt"] == "my key is ***REDACTED***, keep it safe"

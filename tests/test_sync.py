@@ -73,10 +73,10 @@ def test_a_local_session_replays_into_mlflow_with_its_structure(
     assert session.data.tags["nightly"] == "true"
     assert session.data.tags["mlflow.note.content"] == "replayed"
     assert qa.data.metrics["test_result/3/total_count"] == 3
-    loss = client.get_metric_history(steps.info.run_id, "loss")
+    loss = client.get_metric_history(steps.info.run_id, "test_curve/loss")
     assert [(m.step, m.value) for m in loss] == [(0, 1.0), (5, 1 / 6), (10, 1 / 11)]
-    assert steps.data.params["lr"] == "0.01"
-    assert steps.data.params["layers"] == "[1,2]"
+    assert steps.data.params["test_curve/lr"] == "0.01"
+    assert steps.data.params["test_curve/layers"] == "[1,2]"
     assert [a.path for a in client.list_artifacts(steps.info.run_id)] == ["report.json"]
 
 
@@ -128,7 +128,7 @@ def test_a_session_killed_with_sigkill_replays_as_killed(
         [experiment_id(client, "insideLLMs")])}
     assert runs["test_hang.py"].info.status == "KILLED"
     assert runs[run_dir.name].info.status == "KILLED"
-    assert runs["test_hang.py"].data.metrics["kept"] == 42
+    assert runs["test_hang.py"].data.metrics["test_logs/kept"] == 42
 
 
 def test_a_local_session_replays_into_wandb_offline(local_session: Path, tmp_path: Path) -> None:
@@ -143,7 +143,7 @@ def test_a_local_session_replays_into_wandb_offline(local_session: Path, tmp_pat
     assert (qa.exit_code, steps.exit_code) == (0, 1)
     assert session.project == "sync-demo"
     assert qa.summary["test_result/2/total_count"] == 2
-    assert steps.config["lr"] == 0.01
+    assert steps.config["test_curve/lr"] == 0.01
 
 
 def test_sync_of_nothing_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

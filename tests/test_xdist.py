@@ -89,7 +89,7 @@ def test_a_crashed_worker_loses_nothing_reported_before(pytester: pytest.Pyteste
 
     session = only_session(pytester.path / "experiments")
     module = session.modules["test_crash.py"]
-    assert {f"before_{n}" for n in range(4)} <= set(module.metrics)
+    assert {f"test_before/{n}/before_{n}" for n in range(4)} <= set(module.metrics)
     assert module.metrics["tests_failed"] == 1
     assert module.status == "failed"
     assert session.run.status == "failed"

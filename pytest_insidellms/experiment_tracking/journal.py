@@ -8,6 +8,8 @@ Used by the local backend (its runs), the spool (what a remote backend has not h
   runs open). The bytes are with the OS before ``append`` returns. A write that fails part way
   (a full disk) is rolled back; if even that fails, the next entry starts on a fresh line, so a
   torn line never swallows the entry after it.
+* :class:`CaseEntry` lines record what a run saw finish (a test and its outcome); they are
+  not logging calls, so replays skip them and :func:`read_cases` reads them back.
 * :class:`JournalReader` streams entries back, splitting on newlines only. A line that is not
   a well-formed entry (torn, corrupted, binary garbage) is skipped, and its number kept in
   :attr:`JournalReader.skipped_lines`.
@@ -86,10 +88,22 @@ class ArtifactEntry:
 JournalEntry = MetricsEntry | ParamsEntry | ArtifactEntry
 
 
-def encode_entry(entry: JournalEntry) -> bytes:
+@dataclass(frozen=True)
+class CaseEntry:
+    """A unit of work the run saw finish (for the pytest plugin, a test and its outcome), in
+    plain JSON. Not a logging call: readers keep these apart (:attr:`JournalReader.cases`) and
+    replays never see or count them, so a journal's call positions stay what the spool and
+    ``sync`` count."""
+
+    case: dict[str, Any]
+
+
+def encode_entry(entry: JournalEntry | CaseEntry) -> bytes:
     """One journal line, newline included."""
-    if isinstance(entry, MetricsEntry):
-        data: dict[str, Any] = {
+    if isinstance(entry, CaseEntry):
+        data: dict[str, Any] = {"kind": "case", "case": entry.case}
+    elif isinstance(entry, MetricsEntry):
+        data = {
             "kind": "metrics", "step": entry.step, "timestamp": entry.when,
             "metrics": {k: encode_float(v) for k, v in entry.metrics.items()}}
     elif isinstance(entry, ParamsEntry):
@@ -99,11 +113,13 @@ def encode_entry(entry: JournalEntry) -> bytes:
     return (_ENCODER.encode(data) + "\n").encode("utf-8")
 
 
-def decode_entry(line: bytes) -> JournalEntry | None:
+def decode_entry(line: bytes) -> JournalEntry | CaseEntry | None:
     """The entry a journal line holds, or None when it holds none (torn, corrupted)."""
     try:
         data = json.loads(line.decode("utf-8"))
         kind = data["kind"]
+        if kind == "case":
+            return CaseEntry(data["case"]) if isinstance(data["case"], dict) else None
         if kind == "metrics":
             step, when, metrics = data["step"], data["timestamp"], data["metrics"]
             if type(step) is not int or not isinstance(when, str) or not isinstance(metrics, dict):
@@ -177,22 +193,67 @@ def open_append(path: Path) -> AppendFile:
     return _AppendFd(path)
 
 
+class HeldFile:
+    """An opener that keeps the journals it opened last open (``limit`` of them): appends to
+    those cost a write, not an open, a write and a close (a third of the time), and no more
+    than ``limit`` files stay open however many journals it serves. :meth:`close` releases
+    them all."""
+
+    def __init__(self, limit: int = 4) -> None:
+        self.limit = limit
+        self._files: dict[Path, _AppendFd] = {}
+
+    def __call__(self, path: Path) -> AppendFile:
+        file = self._files.get(path)
+        if file is None:
+            if len(self._files) >= self.limit:
+                self._files.pop(next(iter(self._files))).close()  # the oldest
+            file = self._files[path] = _AppendFd(path)
+        return _Borrowed(file)
+
+    def close(self) -> None:
+        while self._files:
+            self._files.popitem()[1].close()
+
+
+class _Borrowed:
+    """A held file as a writer sees it: its close leaves the file open."""
+
+    __slots__ = ("file",)
+
+    def __init__(self, file: _AppendFd) -> None:
+        self.file = file
+
+    def write(self, data: bytes, /) -> int:
+        return self.file.write(data)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET, /) -> int:
+        return self.file.seek(offset, whence)
+
+    def truncate(self, size: int | None = None, /) -> int:
+        return self.file.truncate(size)
+
+    def close(self) -> None:
+        pass
+
+
 class JournalWriter:
     """Appends entries to one journal (see the module docstring for what a failure leaves)."""
 
     #: How the file is opened for each append; a test may swap in a failing file.
     opener: Callable[[Path], AppendFile] = staticmethod(open_append)
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, opener: Callable[[Path], AppendFile] | None = None) -> None:
         self.path = path
+        self._open = opener
         # A journal a killed process left with half a line: the next entry must not join it.
         self._torn = not ends_with_newline(path)
 
-    def append(self, entry: JournalEntry) -> None:
+    def append(self, entry: JournalEntry | CaseEntry) -> None:
         data = encode_entry(entry)
         if self._torn:
             data = b"\n" + data
-        handle = type(self).opener(self.path)
+        handle = (self._open or type(self).opener)(self.path)
         written = 0
         try:
             while written < len(data):
@@ -236,12 +297,14 @@ def ends_with_newline(path: Path) -> bool:
 
 
 class JournalReader:
-    """Streams the entries of a journal; a missing journal has none. Each pass resets
-    :attr:`skipped_lines`, the 1-based numbers of the lines that held no entry."""
+    """Streams the logging calls of a journal; a missing journal has none. Each pass resets
+    :attr:`skipped_lines`, the 1-based numbers of the lines that held no entry, and
+    :attr:`cases`, the case entries met so far (in order; they are not yielded)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.skipped_lines: list[int] = []
+        self.cases: list[dict[str, Any]] = []
 
     @property
     def skipped(self) -> int:
@@ -249,6 +312,7 @@ class JournalReader:
 
     def __iter__(self) -> Iterator[JournalEntry]:
         self.skipped_lines = []
+        self.cases = []
         try:
             handle = open(self.path, "rb")
         except FileNotFoundError:
@@ -260,8 +324,19 @@ class JournalReader:
                 entry = decode_entry(line)
                 if entry is None:
                     self.skipped_lines.append(number)
+                elif isinstance(entry, CaseEntry):
+                    self.cases.append(entry.case)
                 else:
                     yield entry
+
+
+def read_cases(run_dir: Path) -> list[dict[str, Any]]:
+    """The case entries of a run's journal, in the order they were written: what a run saw
+    finish, readable whether the run ended or its process was killed."""
+    reader = JournalReader(run_dir / JOURNAL)
+    for _ in reader:
+        pass
+    return reader.cases
 
 
 class JournalSink(Protocol):

@@ -1,11 +1,12 @@
 """Marker experiments: the cases of one ``@pytest.mark.experiment`` in one module become one
-ExperimentResult once all of them have finished. No pytest here."""
+ExperimentResult once all of them have finished; until then each case is only in its module
+run's journal (:func:`case_line`). No pytest here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Final
+from typing import Any, Final
 
 from ..cases import ExperimentInfo, FinishedCase, LoggedResult
 from .outcomes import ERROR_TAIL
@@ -48,12 +49,9 @@ class ExperimentAggregate:
         """Count a case; it becomes a ProbeResult unless the test returned its own result
         (results logged through the fixture do not count as the case's own)."""
         self.seen += 1
-        if any(r.origin == "returned" for r in case.results):
+        if returned_its_own(case):
             return
-        self.results.append(ProbeResult(
-            input=case.test_name, status=_STATUS_OF_OUTCOME[case.outcome],
-            error=None if case.error is None else case.error[-ERROR_TAIL:],
-            latency_ms=case.latency_ms))
+        self.results.append(probe_result(case))
         if case.started is not None:
             self.started = min(self.started or case.started, case.started)
         if case.stopped is not None:
@@ -64,6 +62,51 @@ class ExperimentAggregate:
         if not self.results:
             return None
         return LoggedResult(aggregate(self), self.info.prefix, "aggregated", self.info.params)
+
+
+def returned_its_own(case: FinishedCase) -> bool:
+    return any(r.origin == "returned" for r in case.results)
+
+
+def probe_result(case: FinishedCase) -> ProbeResult:
+    """The ProbeResult a marker case adds to its experiment."""
+    return ProbeResult(
+        input=case.test_name, status=_STATUS_OF_OUTCOME[case.outcome],
+        error=None if case.error is None else case.error[-ERROR_TAIL:],
+        latency_ms=case.latency_ms)
+
+
+def case_line(case: FinishedCase) -> dict[str, Any]:
+    """What a module run's journal keeps of a finished case, at once (a killed session loses
+    no outcome, nor a marker case whose experiment had not completed): its node id, outcome
+    and error type and, for a marker case, its experiment and the fields of the ProbeResult
+    it adds (``status``, ``latency_ms``, ``error``; absent when the test returned its own
+    result, logged as it arrived). :func:`probe_result_of_line` reads them back."""
+    line: dict[str, Any] = {"nodeid": case.nodeid, "outcome": case.outcome}
+    if case.error_type is not None:
+        line["error_type"] = case.error_type
+    for key, value in (("trial", case.trial), ("reruns", case.reruns), ("worker", case.worker),
+                       ("teardown_failed", case.teardown_failed)):
+        if value:
+            line[key] = value
+    if case.experiment is not None:
+        line["experiment"] = case.experiment.name
+        if not returned_its_own(case):  # probe_result's fields, without building one
+            line["status"] = _STATUS_OF_OUTCOME[case.outcome].value
+            if case.latency_ms is not None:
+                line["latency_ms"] = case.latency_ms
+            if case.error is not None:
+                line["error"] = case.error[-ERROR_TAIL:]
+    return line
+
+
+def probe_result_of_line(line: dict[str, Any]) -> ProbeResult | None:
+    """The ProbeResult a :func:`case_line` records; None for a case that added none."""
+    if "status" not in line:
+        return None
+    return ProbeResult(input=str(line["nodeid"]).split("::", 1)[-1],
+                       status=ResultStatus(line["status"]), error=line.get("error"),
+                       latency_ms=line.get("latency_ms"))
 
 
 def aggregate(experiment: ExperimentAggregate) -> ExperimentResult:

@@ -44,6 +44,7 @@ from ..records import (
 from ..records.build import record_groups
 from ..records.summary import StatusCounts
 from ..types import ExperimentResult
+from .datasets import declared_datasets
 from .problems import ProblemSink
 from .assembler import CaseConsumer
 from .tracking import TrackedSession
@@ -122,7 +123,8 @@ class SessionRecords(CaseConsumer):
         collected = self._collected() or [r["custom"]["nodeid"] for r in self._records]
         session = RecordsSession(
             self.settings.tracking.project, collected, library_version=__version__,
-            run_completed=completed, hidden_paths=self._hidden)
+            run_completed=completed, hidden_paths=self._hidden,
+            datasets=declared_datasets(self.config, self.settings, self.problems))
         written = write_run_directory(directory, session, self._records,
                                       comparison_html=comparison)
         gate_files = self.gate.write_files(directory) if self.gate is not None else ()

@@ -2,7 +2,9 @@
 
 Fed by the :class:`~.assembler.CaseAssembler` with each report's events as they arrive and with
 each test once it finished. Runs open lazily, on the first report (``--collect-only`` and
-``--help`` open nothing); a module run ends as soon as its last test finished. Every backend
+``--help`` open nothing); a module run ends as soon as its last test finished. Each finished
+test is also one case line in its module run's journals on this machine (the local run, the
+spools), so a killed session loses no outcome and no marker case. Every backend
 call goes through the problem sink's guard: nothing here can raise into pytest.
 """
 
@@ -21,14 +23,17 @@ import pytest
 from .. import __version__
 from ..cases import FinishedCase, LoggedResult
 from ..experiment_tracking import MultiTracker
+from ..experiment_tracking.journal import JOURNAL, CaseEntry, HeldFile, JournalWriter
+from ..experiment_tracking.local import LocalFileTracker
+from ..experiment_tracking.spool import SpoolingTracker
 from ..fixture import STAGING
 from ..plugin import TRACK_DIR_MARKER
-from ..experiment_tracking.spool import SpoolingTracker
 from ..session_info import session_params
 from ..wire import ArtifactEvent, Event, MetricsEvent, ParamsEvent, ProblemEvent, ResultEvent
 from .assembler import CaseConsumer
 from .backends import Backends
-from .experiments import ExperimentAggregate
+from .datasets import dataset_params, declared_datasets
+from .experiments import ExperimentAggregate, case_line
 from .outcomes import Tally
 from .problems import ProblemSink
 
@@ -47,6 +52,9 @@ class ModuleRun:
     finished: int = 0
     experiments: dict[str, ExperimentAggregate] = field(default_factory=dict)
     last_live: float = 0.0
+    #: The run's journals on this machine (the local backend's, the spools'): each finished
+    #: case is appended there at once, so a killed session still has it.
+    journals: list[JournalWriter] = field(default_factory=list)
 
 
 class TrackedSession(CaseConsumer):
@@ -65,6 +73,8 @@ class TrackedSession(CaseConsumer):
         self._tried = False
         self._track_dir_is_ours = False
         self._errors_seen = 0
+        #: Keeps the journals of the modules running now open for their case lines.
+        self._held = HeldFile()
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -89,6 +99,8 @@ class TrackedSession(CaseConsumer):
         self.tracker = tracker
         self._mark_track_dir()
         params = session_params(self.config, __version__)
+        params.update(dataset_params(declared_datasets(self.config, self.settings,
+                                                       self.problems)))
         for extra in self.problems.call_hook("pytest_insidellms_session_params", config=self.config):
             params.update(extra or {})
         self._call(lambda t: t.log_params(params, run_id=self.session_run))
@@ -101,6 +113,8 @@ class TrackedSession(CaseConsumer):
             run_id = self.tracker.start_run(path, parent_run_id=self.session_run)
             self._collect_errors(self.tracker)
             module = self._modules[path] = ModuleRun(path, run_id)
+            with self.problems.guard():
+                module.journals = case_journals(self.tracker, run_id, self._held)
             if self.settings.tracking.log_code:
                 self._log_code(module)
         if expected:
@@ -142,6 +156,11 @@ class TrackedSession(CaseConsumer):
         if not self.open():
             return
         module = self._module(case.module, None)
+        if module.journals:
+            entry = CaseEntry(case_line(case))
+            with self.problems.guard("journal"):
+                for journal in module.journals:
+                    journal.append(entry)
         module.tally.add(case)
         self.tally.add(case)
         module.finished += 1
@@ -202,6 +221,7 @@ class TrackedSession(CaseConsumer):
             self._log_experiment(module, experiment)
         self._log_tally(module.run_id, module.tally)
         status = status or ("failed" if module.tally.failing else "finished")
+        self._held.close()
         self._call(lambda t: t.end_run(status, run_id=module.run_id))
         del self._modules[module.path]
 
@@ -266,6 +286,20 @@ class TrackedSession(CaseConsumer):
         for name, exc in tracker.errors[self._errors_seen:]:
             self.problems.failure(name, exc)
         self._errors_seen = len(tracker.errors)
+
+
+def case_journals(tracker: MultiTracker, run_id: str, opener: HeldFile) -> list[JournalWriter]:
+    """The journals this machine keeps of ``run_id``: a local backend's run, a spool's."""
+    ids = tracker.child_run_ids(run_id)
+    names = [t.backend_name for t in tracker.trackers]
+    journals = []
+    for index, backend in enumerate(tracker.trackers):
+        # MultiTracker's naming of its backends: a name, or name#index when it repeats.
+        name = names[index] if names.count(names[index]) == 1 else f"{names[index]}#{index}"
+        local = backend.spool if isinstance(backend, SpoolingTracker) else backend
+        if name in ids and isinstance(local, LocalFileTracker):
+            journals.append(JournalWriter(local.run_path(ids[name]) / JOURNAL, opener))
+    return journals
 
 
 def mark_track_dir(track_dir: Path) -> None:
