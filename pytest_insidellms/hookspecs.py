@@ -29,7 +29,10 @@ def pytest_insidellms_make_tracker(
 
     Called for every name given to ``--track``, before the built-in backends are considered,
     so it can provide a new backend (``--track langfuse``) or replace a built-in one. The
-    tracker must implement the :class:`~pytest_insidellms.ExperimentTracker` contract.
+    tracker implements the :class:`~pytest_insidellms.ExperimentTracker` contract, or
+    insideLLMs' (public ``start_run`` ... ``end_run``, one active run): such a tracker is
+    driven through a ``ReferenceTrackerAdapter``. Return ``ReferenceTrackerAdapter(MyTracker)``
+    (a class or factory) to give the session run and each module run their own instance.
     ``backend_settings`` is the backend's section of the ``--track-config`` file.
 
     A name the plugin does not know is asked for at configure time (an unknown name is a

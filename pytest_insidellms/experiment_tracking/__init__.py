@@ -19,6 +19,7 @@ from .factory import BACKENDS, auto_track, create_tracker
 from .local import LocalFileTracker
 from .mlflow import MLflowTracker
 from .multi import MultiTracker
+from .reference import ReferenceTrackerAdapter
 from .registry import ENTRY_POINT_GROUP, BackendLoadError, BackendSpec, backend, backend_names
 from .tensorboard import TensorBoardTracker
 from .wandb import WandBTracker
@@ -34,6 +35,7 @@ __all__ = [
     "LocalFileTracker",
     "MLflowTracker",
     "MultiTracker",
+    "ReferenceTrackerAdapter",
     "Run",
     "RunStatus",
     "TensorBoardTracker",

@@ -20,12 +20,18 @@ derived from the methods a subclass defines unless the class sets it.
 
 Several runs may be open at once. The *active* run is the most recently started run that is
 still open; every public call accepts ``run_id=`` to address any other open run instead.
+
+A subclass written to insideLLMs' contract instead (it overrides the public methods, which do
+not take ``run_id=``) is detected when the class is created: it gets hooks that call its
+public methods, so it can be instantiated, and the package's machinery drives it through
+:class:`~.reference.ReferenceTrackerAdapter` (see :func:`follows_reference_contract`).
 """
 
 from __future__ import annotations
 
 import copy
 import importlib
+import inspect
 import math
 import numbers
 import os
@@ -37,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType, TracebackType
-from typing import Any, Final, Generic, Literal, Protocol, TypeVar, cast
+from typing import Any, ClassVar, Final, Generic, Literal, Protocol, TypeVar, cast
 
 from ..types import to_jsonable
 from .config import TrackingConfig
@@ -81,12 +87,15 @@ def default_run_name(now: datetime | None = None) -> str:
 
 
 def import_sdk(module: str, extra: str) -> ModuleType:
-    """Import a backend SDK, or fail with an ImportError naming the extra that installs it."""
+    """Import a backend SDK, or fail with an ImportError naming the extra that installs it.
+    The message starts as insideLLMs' does (``mlflow is required``), which callers match on."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
         raise ImportError(
-            f"{module} is not installed; install it with: pip install 'pytest-insidellms[{extra}]'"
+            f"{module} is required for the {extra} backend; "
+            f"install it with: pip install 'pytest-insidellms[{extra}]'",
+            name=module,
         ) from exc
 
 
@@ -222,7 +231,9 @@ class TrackerCore(ABC, Generic[RunT]):
             return self._open(run_id)
         run = self._active_or_none()
         if run is None:
-            raise RuntimeError(f"{type(self).__name__} has no active run; call start_run() first")
+            # "No active run" is insideLLMs' wording, which ported code matches on.
+            raise RuntimeError(
+                f"No active run: {type(self).__name__} has no active run; call start_run() first")
         return run
 
 
@@ -235,6 +246,8 @@ class ExperimentTracker(TrackerCore[RunT]):
     #: The extras this tracker provides (see EXTRAS); derived for each subclass from the
     #: methods it defines, unless the class sets it. An instance may narrow or widen it.
     capabilities: frozenset[str] = frozenset()
+    #: True for a class written to insideLLMs' contract (see :func:`follows_reference_contract`).
+    reference_contract: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -242,6 +255,14 @@ class ExperimentTracker(TrackerCore[RunT]):
             cls.capabilities = frozenset(
                 name for name in EXTRAS
                 if getattr(cls, name, None) not in (None, getattr(ExperimentTracker, name, None)))
+        if follows_reference_contract(cls):
+            cls.reference_contract = True
+            if "capabilities" not in cls.__dict__:
+                # Its extras take no run_id= either: nothing may call them as capabilities.
+                cls.capabilities = frozenset()
+            for hook in _HOOKS:
+                if getattr(getattr(cls, hook), "__isabstractmethod__", False):
+                    setattr(cls, hook, getattr(_PublicMethodHooks, hook))
 
     def __init__(self, config: TrackingConfig | None = None) -> None:
         super().__init__(config)
@@ -338,16 +359,29 @@ class ExperimentTracker(TrackerCore[RunT]):
 
     def log_artifact(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | None = None,
         name: str | None = None,
         type: str | None = None,
         *,
         run_id: str | None = None,
+        artifact_path: str | os.PathLike[str] | None = None,
+        artifact_name: str | None = None,
+        artifact_type: str | None = None,
     ) -> None:
-        """Copy or upload a file or directory; the source is left untouched."""
-        artifact = validate_artifact(path, name, type)
+        """Copy or upload a file or directory; the source is left untouched.
+
+        ``artifact_path``, ``artifact_name`` and ``artifact_type`` are insideLLMs' names for
+        ``path``, ``name`` and ``type``; either spelling works, not both for one argument.
+        With no run open this raises the no-active-run RuntimeError before the path is read.
+        """
+        path = _one_of("path", path, "artifact_path", artifact_path)
+        name = _one_of("name", name, "artifact_name", artifact_name)
+        type = _one_of("type", type, "artifact_type", artifact_type)
+        if path is None:
+            raise TypeError("log_artifact() needs the artifact's path (path= or artifact_path=)")
         with self._lock:
-            self._core_artifact(self._resolve(run_id), artifact)
+            run = self._resolve(run_id)
+            self._core_artifact(run, validate_artifact(path, name, type))
 
     def log_experiment_result(
         self, result: Any, prefix: str = "", *, run_id: str | None = None
@@ -358,6 +392,12 @@ class ExperimentTracker(TrackerCore[RunT]):
         metrics, params = flatten_experiment_result(result, prefix)
         clean_metrics = validate_metrics(metrics)
         clean_params = validate_params(params, self.config.redact_patterns)
+        if self.reference_contract:  # its own public methods, as insideLLMs' helper calls them
+            if run_id is not None:
+                raise TypeError(f"{type(self).__name__} follows insideLLMs' contract: no run_id=")
+            self.log_metrics(clean_metrics)
+            self.log_params(clean_params)
+            return
         with self._lock:
             run = self._resolve(run_id)
             if clean_metrics:
@@ -378,18 +418,94 @@ class ExperimentTracker(TrackerCore[RunT]):
         tb: TracebackType | None,
     ) -> None:
         run_id = self._context_runs.pop()
+        # A reference-contract end_run ends its one active run and takes no run_id.
+        ending: dict[str, Any] = {} if self.reference_contract else {"run_id": run_id}
         if exc_type is None:
-            self.end_run("finished", run_id=run_id)
+            self.end_run("finished", **ending)
             return
         status = "failed" if issubclass(exc_type, Exception) else "killed"
         try:
-            self.end_run(status, run_id=run_id)
+            self.end_run(status, **ending)
         except Exception as end_error:  # the exception in flight matters more
             warnings.warn(
                 f"{type(self).__name__}: ending run {run_id} failed: {end_error!r}",
                 TrackingWarning,
                 stacklevel=2,
             )
+
+
+def _one_of(name: str, value: Any, alias: str, alias_value: Any) -> Any:
+    if value is not None and alias_value is not None:
+        raise TypeError(f"log_artifact() got both {name}= and {alias}=; pass one")
+    return alias_value if value is None else value
+
+
+# -- trackers written to insideLLMs' contract -------------------------------------------------
+
+#: The public methods our machinery calls with ``run_id=``; insideLLMs' take no such keyword.
+_RUN_ADDRESSED: Final = ("end_run", "log_metrics", "log_params", "log_artifact")
+_REFERENCE_METHODS: Final = ("start_run", *_RUN_ADDRESSED)
+_HOOKS: Final = ("_open_run", "_record_metrics", "_record_params", "_record_artifact", "_close_run")
+
+
+def follows_reference_contract(tracker: Any) -> bool:
+    """Whether ``tracker`` (an instance or a class) is written to insideLLMs' contract.
+
+    An ExperimentTracker subclass is, when it overrides one of ``end_run``, ``log_metrics``,
+    ``log_params``, ``log_artifact`` with a method that takes no ``run_id`` keyword (a
+    refinement of this package's contract must take it: the machinery passes it). Any other
+    object is when it has the five public methods of the contract.
+    """
+    cls = tracker if isinstance(tracker, type) else type(tracker)
+    if not issubclass(cls, ExperimentTracker):
+        return all(callable(getattr(tracker, name, None)) for name in _REFERENCE_METHODS)
+    return any(
+        getattr(cls, name) is not getattr(ExperimentTracker, name)
+        and not _takes_run_id(getattr(cls, name))
+        for name in _RUN_ADDRESSED)
+
+
+def _takes_run_id(method: Any) -> bool:
+    try:
+        parameters = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return True  # nothing to go on: assume this package's contract
+    return any(p.name == "run_id" or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+def unique_run_id(candidate: str, taken: Iterable[str]) -> str:
+    """``candidate``, or ``candidate_2``, ``_3``...: one not among the open ``taken`` ids.
+    A reference-contract tracker may return the same id for every run."""
+    used = set(taken)
+    n, found = 1, candidate
+    while found in used:
+        n += 1
+        found = f"{candidate}_{n}"
+    return found
+
+
+class _PublicMethodHooks:
+    """The hooks given to a reference-contract subclass that leaves them abstract: each calls
+    the public method it stands for, on the tracker itself, which has one active run."""
+
+    def _open_run(self: Any, name: str, run_id: str | None, parent: Run | None) -> Run:
+        returned = self.start_run(run_name=name, run_id=run_id, nested=parent is not None)
+        found = unique_run_id(str(returned or run_id or name), self._runs)
+        return Run(run_id=found, name=name, parent=parent)
+
+    def _record_metrics(self: Any, run: Run, metrics: dict[str, float], step: int,
+                        timestamp: float) -> None:
+        self.log_metrics(metrics, step)
+
+    def _record_params(self: Any, run: Run, params: dict[str, Any]) -> None:
+        self.log_params(params)
+
+    def _record_artifact(self: Any, run: Run, artifact: Artifact) -> None:
+        # Positional: insideLLMs' names (artifact_path...) and ours (path...) both receive it.
+        self.log_artifact(str(artifact.source), artifact.name, artifact.type)
+
+    def _close_run(self: Any, run: Run, status: str, ended_at: datetime) -> None:
+        self.end_run(status)
 
 
 # -- the extras, as types ---------------------------------------------------------------------

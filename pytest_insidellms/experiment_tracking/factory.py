@@ -11,6 +11,7 @@ from typing import Any, Final, TypeVar
 
 from . import registry
 from .base import ExperimentTracker, TrackingWarning
+from .reference import as_contract_tracker
 
 #: The built-in backends' specs by name (entry-point backends: ``registry.backend_names()``).
 BACKENDS: Final[Mapping[str, registry.BackendSpec]] = registry.builtin_backends()
@@ -38,7 +39,9 @@ def auto_track(tracker: ExperimentTracker[Any], experiment_name: str | None = No
     ``log_experiment_result``. An exception ends the run ``failed`` and propagates; a
     KeyboardInterrupt ends it ``killed``. The signature is kept, so pytest still injects
     fixtures into a decorated test, and ``async def`` functions are awaited inside the run.
+    A tracker written to insideLLMs' contract is driven through a ReferenceTrackerAdapter.
     """
+    tracker = as_contract_tracker(tracker)
 
     def decorate(func: F) -> F:
         name = experiment_name or func.__name__

@@ -154,11 +154,33 @@ class LocalFileTracker(ExperimentTracker[LocalRun]):
         for candidate in self.project_dir.glob(f"**/children/{safe_id(run_id)}"):
             if candidate.is_dir():
                 return candidate
-        raise FileNotFoundError(f"no run {run_id!r} under {self.project_dir}")
+        raise FileNotFoundError(f"Run not found: {run_id!r} under {self.project_dir}")
 
-    def load_run(self, run_id: str) -> dict[str, Any]:
-        """Read a run back as a dict keyed like its files (plus ``children``)."""
-        return load_run_dir(self.run_path(run_id))
+    def load_run(self, run_id: str, *, latest: bool = False) -> dict[str, Any]:
+        """Read a run back as a dict keyed like its files (plus ``children``).
+
+        A run name started again gets a new directory (``name_2``, ``name_3``...), so
+        ``load_run(name)`` is the first run of that name; ``latest=True`` reads ``run_id`` as a
+        run name and loads the newest top-level run of it (see :meth:`latest_run_id`).
+        """
+        return load_run_dir(self.run_path(self.latest_run_id(run_id) if latest else run_id))
+
+    def latest_run_id(self, name: str) -> str:
+        """The id of the newest top-level run named ``name`` (by start time): the run whose
+        directory is ``name``, or one started with ``run_name=name``. FileNotFoundError
+        ("Run not found") when there is none."""
+        newest: tuple[str, int, str] | None = None
+        for run_id in self.list_runs():
+            metadata = _read_json(self.project_dir / run_id / "metadata.json") or {}
+            if run_id != name and metadata.get("run_name") != name:
+                continue
+            # ISO UTC times sort as text; a suffix breaks a tie within one clock tick.
+            suffix = run_id.rpartition("_")[2]
+            key = (str(metadata.get("started_at", "")), int(suffix) if suffix.isdigit() else 1, run_id)
+            newest = key if newest is None or key > newest else newest
+        if newest is None:
+            raise FileNotFoundError(f"Run not found: no run named {name!r} under {self.project_dir}")
+        return newest[2]
 
     def list_runs(self) -> list[str]:
         """Ids of the top-level runs of this tracker's project, sorted."""
@@ -205,7 +227,9 @@ def load_run_dir(run_dir: Path) -> dict[str, Any]:
 
     Besides the five files (``metadata``, ``metrics``, ``params``, ``artifacts``,
     ``final_state``) and ``children``, ``journal_skipped_lines`` lists the journal lines that
-    held no readable entry (a write torn by a kill or a full disk), empty when none.
+    held no readable entry (a write torn by a kill or a full disk), empty when none. As in
+    insideLLMs, the key of an end-of-run file that is missing from an ended run is left out; a
+    run that never ended has all five, rebuilt from its journal.
     """
     if not (run_dir / "metadata.json").is_file():
         raise FileNotFoundError(f"not a run directory: {run_dir}")
@@ -218,19 +242,17 @@ def load_run_dir(run_dir: Path) -> dict[str, Any]:
         final_state = {"status": "running", "ended_at": None,
                        "total_steps": summary.last_step + 1, "metrics_count": summary.metrics_count}
     else:
-        metrics = _read_json(run_dir / "metrics.json") or []
-        params = _read_json(run_dir / "params.json") or {}
-        artifacts = _read_json(run_dir / "artifacts.json") or []
+        metrics = _read_json(run_dir / "metrics.json")
+        params = _read_json(run_dir / "params.json")
+        artifacts = _read_json(run_dir / "artifacts.json")
         skipped = list(final_state.get("journal_skipped_lines", []))
-    for entry in metrics:
+    for entry in metrics or []:
         entry["metrics"] = {k: decode_float(v) for k, v in entry["metrics"].items()}
     children = run_dir / "children"
+    files = {"metadata": _read_json(run_dir / "metadata.json"), "metrics": metrics,
+             "params": params, "artifacts": artifacts, "final_state": final_state}
     return {
-        "metadata": _read_json(run_dir / "metadata.json"),
-        "metrics": metrics,
-        "params": params,
-        "artifacts": artifacts,
-        "final_state": final_state,
+        **{key: value for key, value in files.items() if value is not None},
         "children": sorted(p.name for p in children.iterdir()) if children.is_dir() else [],
         "journal_skipped_lines": skipped,
     }

@@ -28,6 +28,7 @@ from .base import (
     table_logger,
 )
 from .config import TrackingConfig
+from .reference import as_contract_tracker
 
 ErrorPolicy = Literal["raise", "warn", "ignore"]
 
@@ -46,7 +47,8 @@ class MultiTracker(ExperimentTracker[MultiRun]):
     (``"raise"``), warned once per backend (``"warn"``, the default) or only collected
     (``"ignore"``). ``end_run`` always reaches every backend. The run id is the first
     backend's run id. An extra (``log_table``, ``log_histogram``, ``flush``, ``close``) goes
-    to exactly the backends that declare it.
+    to exactly the backends that declare it. A tracker written to insideLLMs' contract is
+    wrapped in a :class:`~.reference.ReferenceTrackerAdapter` (``trackers`` holds the adapter).
     """
 
     backend_name = "multi"
@@ -58,9 +60,10 @@ class MultiTracker(ExperimentTracker[MultiRun]):
         on_error: ErrorPolicy = "warn",
     ) -> None:
         if not trackers:
-            raise ValueError("MultiTracker needs at least one tracker")
+            raise ValueError("MultiTracker requires at least one tracker")
         if on_error not in ("raise", "warn", "ignore"):
             raise ValueError(f"on_error must be 'raise', 'warn' or 'ignore', got {on_error!r}")
+        trackers = [as_contract_tracker(t) for t in trackers]
         super().__init__(config or trackers[0].config)
         # Each backend applies its own log_artifacts switch; this one only must not stop
         # artifacts from reaching a backend that wants them. (self.config is a private copy.)

@@ -7,6 +7,9 @@ from typing import Any
 
 _SCORE_FIELDS = ("accuracy", "precision", "recall", "f1_score", "mean_latency_ms", "total_tokens",
                  "error_rate")
+#: What insideLLMs reads from a result that carries no ``results`` list, in logging order.
+_SUMMARY_FIELDS = ("success_rate", "total_count", "success_count", "error_count", "timeout_count",
+                   "rate_limited_count", "skipped_count", "duration_seconds")
 _STATUS_COUNTS = {
     "success": "success_count",
     "error": "error_count",
@@ -23,22 +26,16 @@ def flatten_experiment_result(result: Any, prefix: str = "") -> tuple[dict[str, 
     rate_limited, skipped), the score fields that are set, numeric ``custom_metrics`` and
     duration_seconds when both timestamps exist. Params: experiment_id, model_name,
     model_provider, model_id, probe_name, probe_category and non-numeric ``custom_metrics``.
-    Everything is checked before anything is returned: a wrong-typed field raises TypeError
-    naming it.
+    An object with no ``results`` attribute but the summary attributes (``success_rate``,
+    ``total_count``, the ``*_count`` ones, ``duration_seconds``), as insideLLMs reads them,
+    gives the metrics of those it has. Everything is checked before anything is returned: a
+    wrong-typed field raises TypeError naming it.
     """
     if not isinstance(prefix, str):
         raise TypeError(f"prefix must be a string, got {type(prefix).__name__}")
-    statuses = _statuses(result)
-    counts = dict.fromkeys(_STATUS_COUNTS.values(), 0)
-    for status in statuses:
-        if status in _STATUS_COUNTS:
-            counts[_STATUS_COUNTS[status]] += 1
-    total = len(statuses)
-    metrics: dict[str, Any] = {
-        "success_rate": counts["success_count"] / total if total else 0.0,
-        "total_count": float(total),
-        **{name: float(n) for name, n in counts.items()},
-    }
+    # ``results=None`` is a broken result, not a summary: _statuses names the field.
+    metrics = (_counted_metrics(_statuses(result)) if hasattr(result, "results")
+               else _summary_metrics(result))
     params: dict[str, Any] = {}
 
     score = getattr(result, "score", None)
@@ -60,7 +57,7 @@ def flatten_experiment_result(result: Any, prefix: str = "") -> tuple[dict[str, 
                 raise TypeError(f"score.{name} must be a number or None, got {value!r}")
             metrics[name] = float(value)
 
-    duration = _duration(result)
+    duration = _duration(result) if "duration_seconds" not in metrics else None
     if duration is not None:
         metrics["duration_seconds"] = duration
 
@@ -83,12 +80,38 @@ def flatten_experiment_result(result: Any, prefix: str = "") -> tuple[dict[str, 
     )
 
 
-def _statuses(result: Any) -> list[str]:
-    results = getattr(result, "results", None)
-    if results is None:
+def _counted_metrics(statuses: list[str]) -> dict[str, Any]:
+    counts = dict.fromkeys(_STATUS_COUNTS.values(), 0)
+    for status in statuses:
+        if status in _STATUS_COUNTS:
+            counts[_STATUS_COUNTS[status]] += 1
+    total = len(statuses)
+    return {
+        "success_rate": counts["success_count"] / total if total else 0.0,
+        "total_count": float(total),
+        **{name: float(n) for name, n in counts.items()},
+    }
+
+
+def _summary_metrics(result: Any) -> dict[str, Any]:
+    """The summary attributes ``result`` has, for an object without a ``results`` list."""
+    metrics: dict[str, Any] = {}
+    for name in _SUMMARY_FIELDS:
+        value = getattr(result, name, None)
+        if value is None:
+            continue
+        if not _is_number(value):
+            raise TypeError(f"{name} must be a number or None, got {value!r}")
+        metrics[name] = float(value)
+    if not metrics:
         raise TypeError(
-            f"{type(result).__name__} has no 'results'; expected an ExperimentResult-like object"
-        )
+            f"{type(result).__name__} has neither 'results' nor the summary attributes "
+            f"({', '.join(_SUMMARY_FIELDS)}); expected an ExperimentResult-like object")
+    return metrics
+
+
+def _statuses(result: Any) -> list[str]:
+    results: Any = result.results
     if isinstance(results, (str, bytes)) or not hasattr(results, "__iter__"):
         raise TypeError(f"results must be a list of ProbeResult, got {type(results).__name__}")
     statuses = []
