@@ -43,6 +43,7 @@ from ..records import (
 from ..types import ExperimentResult
 from ..wire import Event
 from .problems import ProblemSink
+from .shards import write_shard_file
 from .tracking import TrackedSession
 
 #: What the session run gets: the run directory's files under this artifact name.
@@ -117,6 +118,9 @@ class SessionRecords:
             run_completed=completed, hidden_paths=self._hidden)
         written = write_run_directory(directory, session, self._records)
         self.written, self.summary = written, written.summary
+        shard_file = write_shard_file(directory, self.settings, session, self._records)
+        if shard_file is not None:
+            self.written = dataclasses.replace(written, files=(*written.files, shard_file))
         digest = hashlib.sha256((directory / RECORDS).read_bytes()).hexdigest()
         write_tracking(directory, written.run_id, backends=self._backends(),
                        cases=self._timings, started=self._started, stopped=time.time(),
