@@ -12,6 +12,7 @@ import pytest
 import yaml
 from local_runs import only_session
 from shard_sessions import CI_MARKERS, ROOT, clean_env, run_pytest
+from test_examples import option
 
 SUITE = """
 import pytest
@@ -213,11 +214,3 @@ def collected_ids() -> list[str]:
     process = run_pytest("examples/evals", "--collect-only", "-q")
     return [line for line in process.stdout.splitlines() if "::" in line]
 
-
-def option(args: list[str], name: str) -> str:
-    for i, arg in enumerate(args):
-        if arg == name:
-            return args[i + 1]
-        if arg.startswith(f"{name}="):
-            return arg.split("=", 1)[1]
-    raise AssertionError(f"{name} missing from {args}")
