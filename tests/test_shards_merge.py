@@ -61,7 +61,11 @@ def tracked(tmp_path_factory: pytest.TempPathFactory) -> Tracked:
     """Three shards by --track-shard on every backend; MLflow is the one place they share
     (a team's tracking server: here a sqlite file); then the merge onto every backend."""
     root = tmp_path_factory.mktemp("tracked")
-    env = clean_env(**GITHUB, MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    # The store exists before CI runs, as a team's server does: its schema migration (seconds
+    # on a loaded machine) is no shard's delay, which could outlast a spool's delivery.
+    MlflowClient(tracking_uri=uri).search_experiments()
+    env = clean_env(**GITHUB, MLFLOW_TRACKING_URI=uri)
     shards = []
     for index in (1, 2, 3):
         machine = root / f"machine{index}"

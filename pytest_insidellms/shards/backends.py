@@ -136,7 +136,7 @@ def make_tracker(name: str, tracking: TrackingConfig, track_dir: Path, *, group:
         kwargs["tracking_uri"] = tracking_uri
         kwargs.pop("artifact_location", None)
     if name == "wandb":
-        kwargs.update(group=group, job_types=(MERGE_JOB_TYPE,))
+        kwargs.update(run_group=group, job_types=(MERGE_JOB_TYPE,))
     return spec.create(**kwargs)
 
 
@@ -163,7 +163,9 @@ def _link_mlflow(tracker: Any, run: GroupRun, result: MergeResult) -> None:
         chosen = exact or same_attempt
         if not chosen:
             run.problems.append(f"no MLflow session run of {shard.name} in experiment "
-                                f"{tracker.experiment_name!r} of {tracker.tracking_uri}")
+                                f"{tracker.experiment_name!r} of {tracker.tracking_uri} "
+                                "(still in the shard's spool? replay it with python -m "
+                                "pytest_insidellms sync, then merge again)")
             continue
         latest = max(chosen, key=lambda r: r.info.start_time or 0)
         client.set_tag(latest.info.run_id, _PARENT_TAG, run.run_id)
