@@ -1,4 +1,5 @@
-"""``python -m pytest_insidellms sync SOURCE --to BACKEND``: replay spooled or local runs."""
+"""``python -m pytest_insidellms sync SOURCE --to BACKEND`` (replay spooled or local runs) and
+``merge SHARD_RECORDS_DIR ... --out DIR`` (join CI shards, see :mod:`.shards.cli`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from .experiment_tracking.base import ExperimentTracker
 from .experiment_tracking.registry import backend, backend_names
 from .experiment_tracking.sync import sync_runs
 from .gate import cli as gate_cli
+from .shards.cli import add_parser as add_merge_parser
+from .shards.cli import run as run_merge
 
 #: Command-line flags of ``sync`` that set a constructor argument of the target backend.
 OVERRIDES = {"tracking_uri": "--tracking-uri", "entity": "--entity", "mode": "--mode"}
@@ -41,7 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                              "else the embedded sqlite store)")
     sync.add_argument("--entity", help="W&B entity")
     sync.add_argument("--mode", help="W&B mode (online, offline)")
+    add_merge_parser(commands)
     args = parser.parse_args(argv)
+    if args.command == "merge":
+        return run_merge(args)
 
     source: Path = args.source.resolve()
     if not source.exists():

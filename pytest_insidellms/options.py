@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # imported by resolve() only when tracking is on: an untracke
     from .experiment_tracking.config import TrackingConfig
     from .gate.baseline import BaselineSpec
     from .gate.rules import Rule
+    from .shards.detect import ShardInfo
 
 GROUP = "insidellms"
 DEFAULT_PROJECT = "insideLLMs"
@@ -135,8 +136,25 @@ EXIT = Option(
     "@pytest.mark.experiment tests are data), both (default).",
     "tests|gate|both",
 )
+SHARD = Option(
+    "insidellms_track_shard", "--track-shard", "insidellms_track_shard",
+    "INSIDELLMS_TRACK_SHARD",
+    "Run shard I of N (1-based, e.g. 2/3) of the collected tests, split by node id, as one "
+    "part of a logical run (see --track-group; `merge` joins the parts). Detected from "
+    "pytest-split, pytest-shard, GitLab, CircleCI and Buildkite when not given; none: not a "
+    "shard.",
+    "I/N",
+)
+SHARD_GROUP = Option(
+    "insidellms_track_group", "--track-group", "insidellms_track_group",
+    "INSIDELLMS_TRACK_GROUP",
+    "The id every shard of one logical run shares (default: the CI run's id without its "
+    "attempt).",
+    "ID",
+)
+SHARD_OPTIONS = (SHARD, SHARD_GROUP)
 VALUE_OPTIONS = (PROJECT, DIR, RUN_NAME, TAGS, NOTES, CONFIG, RECORDS, TRIALS, BASELINE,
-                 BASELINE_MISSING, ALPHA, EXIT)
+                 BASELINE_MISSING, ALPHA, EXIT, *SHARD_OPTIONS)
 FLAG_OPTIONS = (STRICT,)
 #: Options whose plain spelling other plugins are known to take; registered late, see below.
 CONTESTED = (TRACK, NO_TRACK)
@@ -245,6 +263,8 @@ class Settings:
     gate: GateOptions | None = None
     #: Datasets the ini file declares: (name, path), fingerprinted when first needed.
     datasets: tuple[tuple[str, Path], ...] = ()
+    #: This session as one shard of a logical run (``--track-shard``, or detected).
+    shard: ShardInfo | None = None
 
     @property
     def enabled(self) -> bool:
@@ -303,8 +323,10 @@ def resolve(config: pytest.Config) -> Settings | None:
     if track_dir.is_file():
         raise pytest.UsageError(f"{track_dir_value[1] if track_dir_value else DIR.flag}: "
                                 f"{track_dir} is a file, not a directory")
+    shard = resolve_shard(config, tracked=True)
     run_name_value = _value(config, RUN_NAME)
-    run_name = run_name_value[0] if run_name_value else _timestamp_name()
+    run_name = run_name_value[0] if run_name_value else _timestamp_name() + (
+        f"_shard{shard.index}of{shard.total}" if shard else "")
     if not run_name.strip():
         raise pytest.UsageError(f"{run_name_value[1] if run_name_value else ''}: empty run name")
     return Settings(
@@ -317,6 +339,7 @@ def resolve(config: pytest.Config) -> Settings | None:
         records_dir=None if records_value is None else _records_dir(config, *records_value),
         gate=_gate(config, gate_section) if gate_asked or gate_section else None,
         datasets=_datasets(config),
+        shard=shard,
     )
 
 
@@ -339,6 +362,27 @@ def _records_dir(config: pytest.Config, text: str, source: str) -> Path:
     if path.is_file():
         raise pytest.UsageError(f"{source}: {path} is a file, not a directory")
     return path
+
+
+#: The options pytest-split (splits, group) and pytest-shard (shard_id, num_shards) store.
+_SPLITTER_DESTS: Final = ("splits", "group", "shard_id", "num_shards")
+
+
+def resolve_shard(config: pytest.Config, *, tracked: bool) -> ShardInfo | None:
+    """This session's shard, or None; raises pytest.UsageError naming the source of a bad
+    value. An untracked session only honours ``--track-shard`` (it selects tests); a tracked
+    one also detects a splitter's options and the CI's parallelism, and needs a group."""
+    shard = _value(config, SHARD)
+    if shard is None and not tracked:
+        return None  # before importing anything: the common untracked session
+    from .shards.detect import ShardError, detect_shard
+
+    splitter = {dest: config.getoption(dest, None) for dest in _SPLITTER_DESTS}
+    try:
+        return detect_shard(shard=shard, group=_value(config, SHARD_GROUP), splitter=splitter,
+                            env=os.environ if tracked else {}, need_group=tracked)
+    except ShardError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 #: More trials than this is a typo, not an eval (each one is a test item in memory).

@@ -97,6 +97,11 @@ def pytest_configure(config: pytest.Config) -> None:
             pass  # -W error would turn a clash we cannot resolve into a crash of every run
     config.stash[TRIALS] = options.resolve_trials(config)
     settings = config.stash[SETTINGS] = options.resolve(config)
+    shard = settings.shard if settings else options.resolve_shard(config, tracked=False)
+    if shard is not None:  # before the session starts: it reads the shard's tags
+        from .shards.select import ShardSelector
+
+        config.pluginmanager.register(ShardSelector(shard), "insidellms-shard")
     if settings is None:
         return
     hooks = config.stash[TRACKING_HOOKS] = TrackingHooks(config)

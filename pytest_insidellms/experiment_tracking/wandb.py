@@ -107,6 +107,8 @@ class WandBTracker(ExperimentTracker[WandBRun]):
     last step is unknown, omitted steps start again at 0.
 
     ``flush_interval``: the longest params wait before they reach the run config.
+    ``run_group``: the W&B group of top-level runs (default: each its own id), so that runs of
+    several processes (CI shards) share one.
     """
 
     backend_name = "wandb"
@@ -121,6 +123,7 @@ class WandBTracker(ExperimentTracker[WandBRun]):
         finish_timeout: float = 30.0,
         job_types: Sequence[str] = DEFAULT_JOB_TYPES,
         flush_interval: float = 1.0,
+        run_group: str | None = None,
         **init_kwargs: Any,
     ) -> None:
         super().__init__(config)
@@ -155,6 +158,7 @@ class WandBTracker(ExperimentTracker[WandBRun]):
         self.flush_interval = float(flush_interval)
         self._flusher: _ParamFlusher | None = None
         self.job_types = tuple(job_types)
+        self.run_group = run_group or None
         self._settings_overrides = _settings_mapping(init_kwargs.pop("settings", None))
         self._init_kwargs = init_kwargs
         self._tags = _clean_tags(self.config.tags)
@@ -242,7 +246,7 @@ class WandBTracker(ExperimentTracker[WandBRun]):
         depth = 0 if parent is None else parent.depth + 1
         # The id is chosen here so that a root run can name its own group.
         wanted_id = run_id or _new_run_id()
-        group = wanted_id if parent is None else parent.group
+        group = (self.run_group or wanted_id) if parent is None else parent.group
         kwargs: dict[str, Any] = {
             **self._init_kwargs,
             "project": self.project,

@@ -32,6 +32,10 @@ def start(config: pytest.Config, settings: Settings, warning: type[Warning],
     """Build the session side and register its plugin objects with pytest."""
     problems = ProblemSink(config, warning, settings.strict,
                            settings.tracking.redact_patterns)
+    if settings.shard is not None:
+        from .shards import prepare
+
+        prepare(settings)
     tracked = _tracked_session(config, settings, problems) if settings.enabled else None
     hooks.usable = list(tracked.backends.names) if tracked is not None else []
     # Records first: at the end they reach the session run before tracking ends it.

@@ -47,6 +47,7 @@ from ..types import ExperimentResult
 from .datasets import declared_datasets
 from .problems import ProblemSink
 from .assembler import CaseConsumer
+from .shards import write_shard_file
 from .tracking import TrackedSession
 
 if TYPE_CHECKING:
@@ -129,6 +130,9 @@ class SessionRecords(CaseConsumer):
                                       comparison_html=comparison)
         gate_files = self.gate.write_files(directory) if self.gate is not None else ()
         self.written, self.summary = written, written.summary
+        shard_file = write_shard_file(directory, self.settings, session, self._records)
+        if shard_file is not None:
+            self.written = dataclasses.replace(written, files=(*written.files, shard_file))
         digest = hashlib.sha256((directory / RECORDS).read_bytes()).hexdigest()
         write_tracking(directory, written.run_id, backends=self._backends(),
                        cases=self._timings, started=self._started, stopped=time.time(),
