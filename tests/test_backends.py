@@ -37,14 +37,13 @@ from pytest_insidellms.experiment_tracking.mlflow import param_string
 from pytest_insidellms.experiment_tracking.tensorboard import (
     STATUS_CODE_TAG,
     STATUS_CODES,
-    safe_dir_name,
 )
 from pytest_insidellms.experiment_tracking.wandb import (
     EXIT_CODES,
     PARENT_KEY,
     STEP_METRIC,
-    artifact_name,
 )
+from pytest_insidellms.experiment_tracking.names import safe_dir_name, wandb_artifact_name as artifact_name
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # After the telemetry switch: MLflow reads it on import.

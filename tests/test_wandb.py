@@ -31,8 +31,10 @@ from pytest_insidellms.experiment_tracking import (
 from pytest_insidellms.experiment_tracking.wandb import (
     PARENT_KEY,
     STEP_METRIC,
-    artifact_name,
-    artifact_type,
+)
+from pytest_insidellms.experiment_tracking.names import (
+    wandb_artifact_name as artifact_name,
+    wandb_artifact_type as artifact_type,
 )
 
 WANDB_ENV = ("WANDB_MODE", "WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR",

@@ -62,6 +62,7 @@ from .base import (
     utc_now,
 )
 from .config import TrackingConfig
+from .names import cut_text
 
 # MLflow's own limits (mlflow/utils/validation.py; the tests check they still match).
 MAX_METRICS_PER_BATCH: Final = 1000
@@ -428,6 +429,22 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
         found: str = experiment.experiment_id
         return found
 
+    def find_run(self, name: str, parent_run_id: str | None, started_after: datetime) -> str | None:
+        """A run still RUNNING with this name and parent, started no earlier than
+        ``started_after``: the newest, or None (``sync`` asks when a start was in doubt)."""
+        if parent_run_id is not None:
+            query = f"tags.{_PARENT_TAG} = '{parent_run_id}'"
+        else:
+            quote = next((q for q in ("'", '"') if q not in name), None)
+            query = "" if quote is None else f"attributes.run_name = {quote}{name}{quote}"
+        since = _ms(started_after.timestamp())
+        found = [run for run in self.client.search_runs([self.experiment_id], filter_string=query)
+                 if run.info.run_name == name and run.info.status == "RUNNING"
+                 and run.info.start_time >= since
+                 and run.data.tags.get(_PARENT_TAG) == parent_run_id]
+        newest = max(found, key=lambda run: run.info.start_time, default=None)
+        return None if newest is None else str(newest.info.run_id)
+
     def metric_steps(self, run_id: str) -> dict[str, set[int]]:
         """The steps each metric of a stored run already has (``sync`` skips those points)."""
         with self._lock:
@@ -513,14 +530,7 @@ def param_string(value: Any) -> str:
 
 
 def _cut(text: str, limit: int, what: str) -> str:
-    if len(text) <= limit:
-        return text
-    warnings.warn(
-        f"MLflow: {what} has {len(text)} characters; truncated to MLflow's limit of {limit}",
-        TrackingWarning,
-        stacklevel=2,
-    )
-    return text[:limit]
+    return cut_text(text, limit, f"MLflow: {what}", TrackingWarning)
 
 
 def _fills_a_request(run: MLflowRun) -> bool:

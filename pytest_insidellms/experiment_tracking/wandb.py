@@ -15,7 +15,8 @@ hierarchy it has):
   ``flush_interval`` seconds (by the next call or a daemon thread), on :meth:`flush` and at
   ``end_run``: each ``config.update`` is a round trip to W&B's service thread, and one per
   logged result cost more than its metrics.
-* Artifacts become ``wandb.Artifact`` objects (see :func:`artifact_name`, :func:`artifact_type`).
+* Artifacts become ``wandb.Artifact`` objects (named by :func:`.names.wandb_artifact_name` and
+  :func:`.names.wandb_artifact_type`).
 * The status is written to the run summary (``status``) and the run finishes with exit code
   0 (finished), 1 (failed) or 255 (killed); W&B shows any non-zero exit as *failed*.
 * ``finish`` runs in a thread bounded by ``finish_timeout``: a hang becomes a
@@ -25,7 +26,6 @@ hierarchy it has):
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import shlex
 import string
@@ -41,6 +41,7 @@ from typing import Any, Final
 from ..types import to_jsonable
 from .base import Artifact, ExperimentTracker, Run, TrackingWarning, import_sdk, sanitize_key
 from .config import TrackingConfig
+from .names import check_wandb_project, clean_wandb_tags, wandb_artifact_name, wandb_artifact_type
 from .redaction import redact_value
 
 #: The metric that carries our step; every other metric is charted against it.
@@ -69,10 +70,6 @@ _DEFAULT_SETTINGS: Final[Mapping[str, Any]] = {
     "silent": True,
 }
 _OFFLINE_MODES: Final = ("offline", "dryrun")
-_PROJECT_FORBIDDEN: Final = frozenset("/\\#?%:")
-_NAME_MAX: Final = 128
-_TAG_MAX: Final = 64
-_ARTIFACT_FORBIDDEN = re.compile(r"[^A-Za-z0-9_.\-]+")
 _ID_ALPHABET: Final = string.ascii_lowercase + string.digits
 
 
@@ -147,7 +144,7 @@ class WandBTracker(ExperimentTracker[WandBRun]):
                 f"flush_interval must be a positive number of seconds, got {flush_interval!r}"
             )
         self.project: str = project or self.config.project
-        _check_project(self.project)
+        check_wandb_project(self.project)
         self.entity = entity
         self.mode: str | None = mode or os.environ.get("WANDB_MODE") or None
         self.dir = Path(dir or os.environ.get("WANDB_DIR") or os.getcwd()).absolute()
@@ -157,7 +154,7 @@ class WandBTracker(ExperimentTracker[WandBRun]):
         self.job_types = tuple(job_types)
         self._settings_overrides = _settings_mapping(init_kwargs.pop("settings", None))
         self._init_kwargs = init_kwargs
-        self._tags = _clean_tags(self.config.tags)
+        self._tags = clean_wandb_tags(self.config.tags, TrackingWarning)
         self._locations: dict[str, str | None] = {}
         self._wandb = import_sdk("wandb", "wandb")
         self._prepare_environment()
@@ -325,8 +322,8 @@ class WandBTracker(ExperimentTracker[WandBRun]):
     def _record_artifact(self, run: WandBRun, artifact: Artifact) -> None:
         if run.disabled:
             return  # W&B would still stage a copy of the files on disk
-        name = artifact_name(artifact.name)
-        wb_artifact = self._wandb.Artifact(name, type=artifact_type(artifact.type, name))
+        name = wandb_artifact_name(artifact.name)
+        wb_artifact = self._wandb.Artifact(name, type=wandb_artifact_type(artifact.type, name))
         if artifact.source.is_dir():
             wb_artifact.add_dir(str(artifact.source))
         else:
@@ -409,68 +406,7 @@ class _ParamFlusher:
                     self.error = self.error or exc
 
 
-# -- names ------------------------------------------------------------------------------------
-
-
-def artifact_name(name: str) -> str:
-    """W&B's artifact name rule: letters, digits, ``_ - .`` only, at most 128 characters.
-
-    Other characters (the ``/`` of a nested name included) become ``_``; a longer name is
-    cut and ends in a hash of the full name so distinct names stay distinct.
-    """
-    clean = _ARTIFACT_FORBIDDEN.sub("_", name).strip("_") or "artifact"
-    if len(clean) > _NAME_MAX:
-        import hashlib
-
-        digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:10]
-        clean = f"{clean[: _NAME_MAX - 11]}-{digest}"
-    return clean
-
-
-def artifact_type(kind: str, name: str) -> str:
-    """An artifact type W&B accepts: same alphabet as names; the types W&B reserves for itself
-    (``wandb-*``, ``job``, and ``run_table``/``code`` for names it generates) get a ``user-``
-    prefix."""
-    clean = _ARTIFACT_FORBIDDEN.sub("_", kind).strip("_")[:_NAME_MAX] or "file"
-    reserved = (
-        clean.startswith("wandb-")
-        or clean == "job"
-        or (clean == "run_table" and name.startswith("run-"))
-        or (clean == "code" and name.startswith("source-"))
-    )
-    return f"user-{clean}"[:_NAME_MAX] if reserved else clean
-
-
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def _check_project(project: str) -> None:
-    if not isinstance(project, str) or not project.strip():
-        raise ValueError(f"W&B project must be a non-empty string, got {project!r}")
-    bad = sorted(_PROJECT_FORBIDDEN.intersection(project))
-    if bad or len(project) > _NAME_MAX:
-        raise ValueError(
-            f"W&B project {project!r} is invalid: at most {_NAME_MAX} characters and none of"
-            f" {' '.join(sorted(_PROJECT_FORBIDDEN))}"
-            + (f" (found {' '.join(bad)})" if bad else "")
-        )
-
-
-def _clean_tags(tags: Iterable[str]) -> list[str]:
-    """W&B rejects empty tags and tags over 64 characters: drop the first, cut the second."""
-    clean: list[str] = []
-    for tag in tags:
-        tag = tag.strip()
-        if len(tag) > _TAG_MAX:
-            warnings.warn(
-                f"W&B tags are at most {_TAG_MAX} characters; {tag[:20]!r}... was shortened",
-                TrackingWarning,
-                stacklevel=4,
-            )
-            tag = tag[:_TAG_MAX]
-        if tag and tag not in clean:
-            clean.append(tag)
-    return clean
 
 
 def _settings_mapping(settings: Any) -> dict[str, Any]:
