@@ -361,8 +361,9 @@ def test_each_run_gets_fresh_settings_and_caller_settings_override_defaults(
 
 
 def test_init_kwargs_that_the_tracker_sets_itself_raise_typeerror(tmp_path: Path) -> None:
-    with pytest.raises(TypeError, match="group, job_type"):
-        WandBTracker(mode="offline", dir=tmp_path, group="g", job_type="j")
+    # group and job_type are the tracker's own arguments now (issue 12 item 15).
+    with pytest.raises(TypeError, match="id, name"):
+        WandBTracker(mode="offline", dir=tmp_path, name="n", id="i")
 
 
 def test_project_comes_from_the_argument_else_the_config_which_is_not_mutated(

@@ -112,6 +112,8 @@ class Artifact:
     source: Path
     name: str
     type: str
+    #: The path the caller logged, when ``source`` is a copy of it (a staged snapshot).
+    origin: str | None = None
 
 
 RunT = TypeVar("RunT", bound=Run)
@@ -343,9 +345,11 @@ class ExperimentTracker(TrackerCore[RunT]):
         type: str | None = None,
         *,
         run_id: str | None = None,
+        origin: str | None = None,
     ) -> None:
-        """Copy or upload a file or directory; the source is left untouched."""
-        artifact = validate_artifact(path, name, type)
+        """Copy or upload a file or directory; the source is left untouched. ``origin``: the
+        path to show as its source when ``path`` is a copy (default: ``path``)."""
+        artifact = validate_artifact(path, name, type, origin)
         with self._lock:
             self._core_artifact(self._resolve(run_id), artifact)
 
@@ -497,13 +501,16 @@ def check_status(status: Any) -> None:
         raise ValueError(f"status must be one of {', '.join(RUN_STATUSES)}; got {status!r}")
 
 
-def validate_artifact(path: Any, name: str | None, type: str | None) -> Artifact:
+def validate_artifact(
+    path: Any, name: str | None, type: str | None, origin: str | None = None
+) -> Artifact:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"artifact path must be a str or PathLike, got {type_name(path)}")
     source = Path(path)
     if not source.exists():
         raise FileNotFoundError(f"artifact not found: {os.fspath(path)}")
-    return Artifact(source=source, name=safe_relative_name(name or source.name), type=type or "file")
+    return Artifact(source=source, name=safe_relative_name(name or source.name),
+                    type=type or "file", origin=origin)
 
 
 def type_name(value: Any) -> str:

@@ -470,7 +470,8 @@ class _RemoteSink:
         self.remote._core_params(self.run, entry.params)
 
     def on_artifact(self, entry: ArtifactEntry) -> None:
-        self.remote._core_artifact(self.run, Artifact(Path(entry.path), entry.name, entry.type))
+        self.remote._core_artifact(self.run, Artifact(Path(entry.path), entry.name, entry.type,
+                                                          entry.original_path))
 
 
 def _first_missing(path: Path) -> Path | None:

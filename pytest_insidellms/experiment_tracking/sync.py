@@ -141,7 +141,8 @@ class _TargetSink:
     def on_artifact(self, entry: ArtifactEntry) -> None:
         path = Path(entry.path)
         if path.exists():
-            self.target.log_artifact(path, entry.name, entry.type, run_id=self.run_id)
+            self.target.log_artifact(path, entry.name, entry.type, run_id=self.run_id,
+                                     origin=entry.original_path)
         else:
             self.report.missing_artifacts.append(str(path))
 

@@ -220,7 +220,7 @@ class TensorBoardTracker(ExperimentTracker[TensorBoardRun]):
         table = _markdown_table(
             ("name", "type", "path", "source"),
             [(target.relative_to(run.path / ARTIFACTS_DIR).as_posix(), artifact.type,
-              str(target), str(artifact.source))],
+              str(target), artifact.origin or str(artifact.source))],
         )
         run.writer.add_text("artifacts", table, _text_step(run))
         run.unflushed = True

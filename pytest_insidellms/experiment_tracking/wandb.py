@@ -16,7 +16,9 @@ hierarchy it has):
   ``end_run``: each ``config.update`` is a round trip to W&B's service thread, and one per
   logged result cost more than its metrics.
 * Artifacts become ``wandb.Artifact`` objects (named by :func:`.names.wandb_artifact_name` and
-  :func:`.names.wandb_artifact_type`).
+  :func:`.names.wandb_artifact_type`); a second one of a taken name in one run is numbered as
+  the local backend numbers it (``name_2.ext``), and its metadata ``source`` is the path the
+  caller logged.
 * The status is written to the run summary (``status``) and the run finishes with exit code
   0 (finished), 1 (failed) or 255 (killed); W&B shows any non-zero exit as *failed*.
 * ``finish`` runs in a thread bounded by ``finish_timeout``: a hang becomes a
@@ -41,7 +43,13 @@ from typing import Any, Final
 from ..types import to_jsonable
 from .base import Artifact, ExperimentTracker, Run, TrackingWarning, import_sdk, sanitize_key
 from .config import TrackingConfig
-from .names import check_wandb_project, clean_wandb_tags, wandb_artifact_name, wandb_artifact_type
+from .names import (
+    check_wandb_project,
+    clean_wandb_tags,
+    numbered_name,
+    wandb_artifact_name,
+    wandb_artifact_type,
+)
 from .redaction import redact_value
 
 #: The metric that carries our step; every other metric is charted against it.
@@ -54,7 +62,7 @@ DEFAULT_JOB_TYPES: Final = ("session", "module", "nested")
 
 #: ``wandb.init`` keywords the tracker sets itself; passing them as extra kwargs is an error.
 _OWN_INIT_KEYS: Final = frozenset({
-    "project", "entity", "name", "tags", "notes", "config", "group", "job_type", "id",
+    "project", "entity", "name", "tags", "notes", "config", "id",
     "resume", "reinit", "dir", "mode",
 })
 #: Settings applied unless the caller's ``settings=`` says otherwise: no system metrics, host
@@ -82,6 +90,8 @@ class WandBRun(Run):
     #: Params not yet sent to the run config, and when the oldest of them arrived.
     pending_params: dict[str, Any] = field(default_factory=dict)
     pending_since: float = 0.0
+    #: Artifact names logged to this run (as the caller named them, numbered when taken).
+    artifact_names: set[str] = field(default_factory=set)
 
 
 class WandBTracker(ExperimentTracker[WandBRun]):
@@ -96,6 +106,8 @@ class WandBTracker(ExperimentTracker[WandBRun]):
     host at exit even for offline runs). These variables are process-wide: other ``wandb``
     use in the same process sees them.
 
+    ``group``: every run tree's W&B group instead of its root run's id; ``job_type``: the job
+    type of top-level runs instead of ``job_types[0]`` (nested runs keep theirs).
     Extra keyword arguments go to every ``wandb.init``; ``settings=`` (a mapping or a
     ``wandb.Settings``) is merged over the tracker's defaults, and a fresh ``wandb.Settings``
     is built for each run. ``run_id=`` in :meth:`start_run` resumes with ``resume="allow"``:
@@ -118,6 +130,9 @@ class WandBTracker(ExperimentTracker[WandBRun]):
         finish_timeout: float = 30.0,
         job_types: Sequence[str] = DEFAULT_JOB_TYPES,
         flush_interval: float = 1.0,
+        *,
+        group: str | None = None,
+        job_type: str | None = None,
         **init_kwargs: Any,
     ) -> None:
         super().__init__(config)
@@ -145,6 +160,11 @@ class WandBTracker(ExperimentTracker[WandBRun]):
             )
         self.project: str = project or self.config.project
         check_wandb_project(self.project)
+        self.config.project = self.project  # the tracker's private copy says where runs go
+        for what, value in (("group", group), ("job_type", job_type)):
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ValueError(f"{what} must be a non-empty string, got {value!r}")
+        self.group, self.job_type = group, job_type
         self.entity = entity
         self.mode: str | None = mode or os.environ.get("WANDB_MODE") or None
         self.dir = Path(dir or os.environ.get("WANDB_DIR") or os.getcwd()).absolute()
@@ -185,10 +205,13 @@ class WandBTracker(ExperimentTracker[WandBRun]):
 
         ``rows`` are mappings (``columns`` defaults to the first row's keys; a key outside the
         columns is an error, a missing one an empty cell) or sequences (``columns`` required).
+        No rows log an empty table with ``columns``, or nothing without them.
         Cells become plain JSON data; credential-looking text in them is redacted.
         """
         key = sanitize_key(name)
         row_list = list(rows)
+        if not row_list and columns is None:
+            return  # no rows and no columns: nothing to show (with columns: an empty table)
         if columns is None:
             if not row_list or not isinstance(row_list[0], Mapping):
                 raise ValueError("log_table needs columns= unless rows are mappings")
@@ -239,7 +262,9 @@ class WandBTracker(ExperimentTracker[WandBRun]):
         depth = 0 if parent is None else parent.depth + 1
         # The id is chosen here so that a root run can name its own group.
         wanted_id = run_id or _new_run_id()
-        group = wanted_id if parent is None else parent.group
+        group = (self.group or wanted_id) if parent is None else parent.group
+        job_type = self.job_type if parent is None and self.job_type else (
+            self.job_types[min(depth, len(self.job_types) - 1)])
         kwargs: dict[str, Any] = {
             **self._init_kwargs,
             "project": self.project,
@@ -249,7 +274,7 @@ class WandBTracker(ExperimentTracker[WandBRun]):
             "notes": self.config.notes,
             "config": None if parent is None else {PARENT_KEY: parent.run_id},
             "group": group,
-            "job_type": self.job_types[min(depth, len(self.job_types) - 1)],
+            "job_type": job_type,
             "id": wanted_id,
             "reinit": "create_new",
             "dir": str(self.dir),
@@ -322,12 +347,18 @@ class WandBTracker(ExperimentTracker[WandBRun]):
     def _record_artifact(self, run: WandBRun, artifact: Artifact) -> None:
         if run.disabled:
             return  # W&B would still stage a copy of the files on disk
-        name = wandb_artifact_name(artifact.name)
-        wb_artifact = self._wandb.Artifact(name, type=wandb_artifact_type(artifact.type, name))
+        # A second artifact of a taken name would become a new version of the first: number
+        # it as the local backend does, so both stay visible in the run.
+        logged = numbered_name(artifact.name, run.artifact_names)
+        run.artifact_names.add(logged)
+        name = wandb_artifact_name(logged)
+        wb_artifact = self._wandb.Artifact(
+            name, type=wandb_artifact_type(artifact.type, name),
+            metadata={"source": artifact.origin or str(artifact.source), "name": logged})
         if artifact.source.is_dir():
             wb_artifact.add_dir(str(artifact.source))
         else:
-            wb_artifact.add_file(str(artifact.source), name=PurePosixPath(artifact.name).name)
+            wb_artifact.add_file(str(artifact.source), name=PurePosixPath(logged).name)
         run.handle.log_artifact(wb_artifact)
 
     def _close_run(self, run: WandBRun, status: str, ended_at: datetime) -> None:
