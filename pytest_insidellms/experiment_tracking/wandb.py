@@ -175,7 +175,10 @@ class WandBTracker(ExperimentTracker[WandBRun]):
         self._settings_overrides = _settings_mapping(init_kwargs.pop("settings", None))
         self._init_kwargs = init_kwargs
         self._tags = clean_wandb_tags(self.config.tags, TrackingWarning)
-        self._locations: dict[str, str | None] = {}
+        #: Per run id: its online URL, or its offline directory and the root run it belongs to.
+        self._locations: dict[str, _Location] = {}
+        #: Offline run directories by root run id: every directory of one run tree.
+        self._offline_dirs: dict[str, list[str]] = {}
         self._wandb = import_sdk("wandb", "wandb")
         self._prepare_environment()
 
@@ -249,12 +252,14 @@ class WandBTracker(ExperimentTracker[WandBRun]):
 
     def run_location(self, run_id: str | None = None) -> str | None:
         """Online: the run's URL (or ``entity/project/run_id``). Offline: the run's directory
-        and the ``wandb sync`` command that uploads it. Also answers for ended runs."""
+        and one ``wandb sync`` command naming the directory of every run of its tree (its
+        top-level run and everything nested below, as opened so far). Also answers for ended
+        runs."""
         with self._lock:
             key = self._resolve(None).run_id if run_id is None else run_id
             if key not in self._locations:
                 self._open(key)  # raises the usual "no open run" error
-            return self._locations[key]
+            return self._locations[key].describe(self._offline_dirs)
 
     # -- backend interface ------------------------------------------------------------------
 
@@ -296,7 +301,16 @@ class WandBTracker(ExperimentTracker[WandBRun]):
             last = handle.summary.get(STEP_METRIC)
             if isinstance(last, (int, float)) and not isinstance(last, bool):
                 run.last_step = int(last)
-        self._locations[run.run_id] = None if run.disabled else _location(handle)
+        root = run.run_id if parent is None else self._locations[parent.run_id].root
+        location = _Location(root=root)
+        if run.disabled:
+            pass
+        elif handle.offline:
+            location.offline_dir = str(handle.sync_dir)
+            self._offline_dirs.setdefault(root, []).append(location.offline_dir)
+        else:
+            location.url = str(handle.url or handle.path)
+        self._locations[run.run_id] = location
         return run
 
     def _record_metrics(
@@ -388,7 +402,8 @@ class WandBTracker(ExperimentTracker[WandBRun]):
         worker.join(self.finish_timeout)
         timed_out = worker.is_alive() or any(isinstance(e, TimeoutError) for e in errors)
         if timed_out:
-            where = self._locations.get(run.run_id)
+            found = self._locations.get(run.run_id)
+            where = found.describe(self._offline_dirs) if found else None
             warnings.warn(
                 f"W&B did not finish run {run.run_id} within {self.finish_timeout:g} s; the"
                 f" tracker moved on and the run's data stays on disk"
@@ -459,8 +474,19 @@ def _new_run_id() -> str:
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
 
 
-def _location(handle: Any) -> str:
-    if handle.offline:
-        sync_dir = str(handle.sync_dir)
-        return f"{sync_dir} (upload with: wandb sync {shlex.quote(sync_dir)})"
-    return str(handle.url or handle.path)
+@dataclass
+class _Location:
+    """Where one run is: online, its URL; offline, its directory, and the ``wandb sync``
+    command that uploads its whole tree (a module run's results are in its own directory, so
+    the session run's directory alone would leave them offline)."""
+
+    root: str
+    url: str | None = None
+    offline_dir: str | None = None
+
+    def describe(self, offline_dirs: Mapping[str, list[str]]) -> str | None:
+        if self.offline_dir is None:
+            return self.url
+        tree = offline_dirs.get(self.root, [self.offline_dir])
+        command = shlex.join(["wandb", "sync", *dict.fromkeys(tree)])
+        return f"{self.offline_dir} (upload with: {command})"
