@@ -11,6 +11,7 @@ from typing import Any
 from .experiment_tracking import TrackingConfig
 from .experiment_tracking.base import ExperimentTracker
 from .experiment_tracking.registry import backend, backend_names
+from .experiment_tracking.redaction import redact_text
 from .experiment_tracking.sync import sync_runs
 
 #: Command-line flags of ``sync`` that set a constructor argument of the target backend.
@@ -63,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         report = sync_runs(source, make_target)
     except (FileNotFoundError, ValueError, ImportError, RuntimeError) as exc:
-        print(f"sync failed: {exc}", file=sys.stderr)
+        print(redact_text(f"sync failed: {exc}"), file=sys.stderr)  # a URI's credentials
         return 1
     print(f"synced {source} into {args.backend}: {report.summary()}")
     for location in report.locations:

@@ -451,7 +451,7 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
         raise self._error("a background flush failed", error) from error
 
     def _error(self, what: str, exc: BaseException) -> TrackingError:
-        message = f"MLflow at {self.tracking_uri}: {what}: {exc}"
+        message = redact_text(f"MLflow at {self.tracking_uri}: {what}: {exc}")
         return TrackingError(message, [(self.backend_name, exc)])
 
     # -- experiments, locations, models -----------------------------------------------------

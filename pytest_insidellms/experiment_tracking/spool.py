@@ -45,6 +45,7 @@ from .journal import (
     write_json_atomic,
 )
 from .local import LocalFileTracker, LocalRun
+from .redaction import redact_text
 
 SYNC_STATE = "sync.json"
 
@@ -52,12 +53,14 @@ RemoteFactory = Callable[[], ExperimentTracker[Any]]
 
 
 def sync_key(tracker: ExperimentTracker[Any]) -> str:
-    """Names the destination of a tracker, so a replay knows which remote ids are its own."""
+    """Names the destination of a tracker, so a replay knows which remote ids are its own.
+    Credentials in it (``https://user:token@host``) are masked: the key is written to disk,
+    and the host and user still tell destinations apart."""
     parts = [tracker.backend_name]
     for attribute in ("tracking_uri", "experiment_name", "entity", "project"):
         value = getattr(tracker, attribute, None)
         if value:
-            parts.append(f"{attribute}={value}")
+            parts.append(f"{attribute}={redact_text(str(value))}")
     return " ".join(parts)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from .base import ExperimentTracker, run_finder, step_lister
 from .config import TrackingConfig
 from .journal import JOURNAL, ArtifactEntry, JournalReader, MetricsEntry, ParamsEntry, dispatch
+from .redaction import redact_text
 from .spool import read_sync_state, sync_key, write_sync_state
 
 
@@ -72,7 +73,8 @@ def sync_runs(
         try:
             remote = _sync(target, key, run_dir, None, report)
             if remote is not None:
-                report.locations.append(target.run_location(remote) or remote)
+                # Printed by the sync command: a tracking URI's credentials are masked.
+                report.locations.append(redact_text(target.run_location(remote) or remote))
         finally:
             target.end_all_runs("killed")  # only if a failure left something open
             target.close()
