@@ -12,6 +12,7 @@ from typing import Any
 from .experiment_tracking import TrackingConfig
 from .experiment_tracking.base import ExperimentTracker
 from .experiment_tracking.registry import backend, backend_names
+from .experiment_tracking.redaction import redact_text
 from .experiment_tracking.sync import sync_runs
 from .gate import cli as gate_cli
 from .shards.cli import add_parser as add_merge_parser
@@ -75,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         report = sync_runs(source, make_target)
     except (FileNotFoundError, ValueError, ImportError, RuntimeError) as exc:
-        print(f"sync failed: {exc}", file=sys.stderr)
+        print(redact_text(f"sync failed: {exc}"), file=sys.stderr)  # a URI's credentials
         return 1
     print(f"synced {source} into {args.backend}: {report.summary()}")
     for location in report.locations:

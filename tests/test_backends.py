@@ -34,17 +34,17 @@ from wandb_reader import WandbRunFile, read_runs
 
 from pytest_insidellms.experiment_tracking.local import safe_id
 from pytest_insidellms.experiment_tracking.mlflow import param_string
+from pytest_insidellms.experiment_tracking.mlflow import ARTIFACT_SOURCE_TAG
 from pytest_insidellms.experiment_tracking.tensorboard import (
     STATUS_CODE_TAG,
     STATUS_CODES,
-    safe_dir_name,
 )
 from pytest_insidellms.experiment_tracking.wandb import (
     EXIT_CODES,
     PARENT_KEY,
     STEP_METRIC,
-    artifact_name,
 )
+from pytest_insidellms.experiment_tracking.names import safe_dir_name, wandb_artifact_name as artifact_name
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # After the telemetry switch: MLflow reads it on import.
@@ -244,7 +244,9 @@ def mlflow_comparable(runs: dict[str, Any], session_name: str) -> dict[str, Any]
     """An MLflow session as two sessions of the same suite must agree on it."""
     def strip(run: Any) -> dict[str, Any]:
         params = {k: v for k, v in run.data.params.items() if k not in PER_SESSION_PARAMS}
-        tags = {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")}
+        # An artifact's source tag holds the test's tmp_path, which differs per worker.
+        tags = {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")
+                and not k.startswith(ARTIFACT_SOURCE_TAG)}
         return {"status": run.info.status, "metrics": without_timing(run.data.metrics),
                 "params": params, "tags": tags}
 
@@ -297,8 +299,11 @@ def wandb_runs(track_dir: Path, local: SessionView) -> dict[str, WandbRunFile]:
             assert run.summary[key] == value, (reference.name, key)
         assert run.summary["status"] == reference.status
         assert run.exit_code == EXIT_CODES[reference.status], reference.name
+        # metadata: the path the test logged (as local's original_path), not a staged copy.
         expected = [{"name": artifact_name(a["name"]), "type": a["type"],
-                     "files": [Path(a["name"]).name]} for a in reference.data["artifacts"]]
+                     "files": [Path(a["name"]).name],
+                     "metadata": {"source": a["original_path"], "name": a["name"]}}
+                    for a in reference.data["artifacts"]]
         assert run.artifacts == expected, reference.name
     return by_name
 
@@ -312,8 +317,14 @@ def test_wandb_offline_by_default_mirrors_the_local_session(suite: pytest.Pytest
     run_dir = session.path.parent
     assert run_dir.parent == track_dir / "wandb"
     assert run_dir.name.startswith("offline-run-") and run_dir.name.endswith(session.run_id)
-    assert summary_line(result, "wandb") == (
-        f"wandb: {run_dir} (upload with: wandb sync {shlex.quote(str(run_dir))})")
+    # One command uploads the whole session (issue 12 item 1): the session run's directory
+    # first, then every module run's, and nothing else.
+    line = summary_line(result, "wandb")
+    prefix = f"wandb: {run_dir} (upload with: wandb sync "
+    assert line.startswith(prefix) and line.endswith(")")
+    named = shlex.split(line[len(prefix):-1])
+    assert named[0] == str(run_dir)
+    assert sorted(named) == sorted(str(run.path.parent) for run in runs.values())
     assert not (track_dir / "spool").exists()
 
 

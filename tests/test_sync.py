@@ -201,3 +201,31 @@ def test_an_mlflow_run_whose_creation_was_in_doubt_is_found_not_created_twice(
     assert [(m.step, m.value) for m in client.get_metric_history(found.info.run_id, "m")] == [
         (3, 1.0)]
     assert modules[decoy].info.status == "RUNNING" and modules[decoy].data.metrics == {}
+
+
+def test_credentials_in_the_tracking_uri_never_reach_sync_output_or_sync_state(
+    local_session: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlflow_server import MlflowServer
+
+    from pytest_insidellms.experiment_tracking.spool import sync_key
+
+    with MlflowServer(tmp_path / "server") as server:
+        server.wait_ready()
+        uri = server.url.replace("http://", "http://user:s3cret-token@")
+        assert main(["sync", str(local_session), "--to", "mlflow", "--tracking-uri", uri]) == 0
+        out = capsys.readouterr()
+        assert "s3cret-token" not in out.out + out.err
+        assert "#/experiments/" in out.out and "http://user:" in out.out  # the run's page
+        states = [read_sync_state(meta.parent) for meta in local_session.rglob("metadata.json")]
+        assert len(states) == 3 and all(len(state) == 1 for state in states)
+        assert not any("s3cret-token" in key for state in states for key in state)
+        key = sync_key(MLflowTracker(uri, experiment_name="sync-demo"))
+        assert "s3cret-token" not in key and "user:" in key and server.url[7:] in key
+    # A failing server's error is masked too (no retries: the port is closed).
+    dead = "http://user:s3cret-token@127.0.0.1:9/"
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    assert main(["sync", str(local_session), "--to", "mlflow", "--tracking-uri", dead]) == 1
+    err = capsys.readouterr().err
+    assert "sync failed" in err and "s3cret-token" not in err

@@ -22,7 +22,7 @@ from tensorboard.compat.proto import summary_pb2 as tensorboard_summary_pb2
 from tensorboard_reader import hparams_trials, load, read_run, run_ids
 
 from pytest_insidellms.experiment_tracking import TensorBoardTracker, TrackingConfig, create_tracker
-from pytest_insidellms.experiment_tracking.tensorboard import safe_dir_name
+from pytest_insidellms.experiment_tracking.names import safe_dir_name
 
 MakeTracker = Callable[..., TensorBoardTracker]
 

@@ -31,8 +31,10 @@ from pytest_insidellms.experiment_tracking import (
 from pytest_insidellms.experiment_tracking.wandb import (
     PARENT_KEY,
     STEP_METRIC,
-    artifact_name,
-    artifact_type,
+)
+from pytest_insidellms.experiment_tracking.names import (
+    wandb_artifact_name as artifact_name,
+    wandb_artifact_type as artifact_type,
 )
 
 WANDB_ENV = ("WANDB_MODE", "WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR",
@@ -320,9 +322,11 @@ def test_log_table_takes_lists_with_columns_and_rejects_unknown_keys(tmp_path: P
 
 def test_run_location_is_the_offline_dir_with_its_sync_command(session: Session) -> None:
     session_file = session.run("session").path
-    expected = f"{session_file.parent} (upload with: wandb sync {session_file.parent})"
-    assert session.locations["session"] == expected
-    assert session.locations["session_after_end"] == expected
+    # The command names the session run's directory first, then its nested runs' (issue 12
+    # item 1: the test below checks it names every run of the tree).
+    expected = f"{session_file.parent} (upload with: wandb sync {session_file.parent}"
+    assert str(session.locations["session"]).startswith(expected)
+    assert str(session.locations["session_after_end"]).startswith(expected)
 
 
 # -- resume, settings, environment ------------------------------------------------------------
@@ -359,8 +363,9 @@ def test_each_run_gets_fresh_settings_and_caller_settings_override_defaults(
 
 
 def test_init_kwargs_that_the_tracker_sets_itself_raise_typeerror(tmp_path: Path) -> None:
-    with pytest.raises(TypeError, match="group, job_type"):
-        WandBTracker(mode="offline", dir=tmp_path, group="g", job_type="j")
+    # group and job_type are the tracker's own arguments now (issue 12 item 15).
+    with pytest.raises(TypeError, match="id, name"):
+        WandBTracker(mode="offline", dir=tmp_path, name="n", id="i")
 
 
 def test_project_comes_from_the_argument_else_the_config_which_is_not_mutated(
@@ -523,3 +528,31 @@ def test_an_offline_session_opens_no_network_connection(tmp_path: Path) -> None:
     # AF_UNIX addresses are paths (reprs of str); inet ones are (host, port) tuples.
     inet = [e for e in seen if e[0] == "connect" and e[1].startswith("(")]
     assert all(e[1].startswith(("('127.0.0.1'", "('::1'", "('localhost'")) for e in inet), inet
+
+
+def test_offline_location_names_one_sync_command_for_every_run_of_the_tree(
+    tmp_path: Path,
+) -> None:
+    tracker = WandBTracker(mode="offline", dir=tmp_path)
+    other = tracker.start_run("another session")  # a tree of its own: not in the command
+    tracker.end_run()
+    root = tracker.start_run("session")
+    tracker.start_run("test_a.py", parent_run_id=root)
+    tracker.end_run()
+    tracker.start_run("test_b.py", parent_run_id=root)
+    tracker.end_all_runs()
+    location = tracker.run_location(root)
+    assert location is not None
+    command = location.partition("(upload with: ")[2].rstrip(")")
+    words = command.split()
+    assert words[:2] == ["wandb", "sync"]
+    expected = {str(run.path.parent) for run in read_runs(tmp_path)
+                if run.display_name in ("session", "test_a.py", "test_b.py")}
+    assert len(expected) == 3 and set(words[2:]) == expected and len(words) == 5
+    assert all(other not in word for word in words)
+    # wandb's own CLI accepts the command as printed and would upload those runs, and no more.
+    dry = subprocess.run([sys.executable, "-m", "wandb", *words[1:], "--dry-run"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    mentioned = {line for line in (dry.stdout + dry.stderr).splitlines() if ".wandb" in line}
+    assert len(mentioned) == 3 and not any(other in line for line in mentioned)

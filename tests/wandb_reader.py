@@ -154,6 +154,7 @@ def _parse(path: Path) -> WandbRunFile:
                 "name": art.name,
                 "type": art.type,
                 "files": sorted(entry.path for entry in art.manifest.contents),
+                "metadata": json.loads(art.metadata) if art.metadata else {},
             })
         elif kind == "exit":
             run.exit_code = record.exit.exit_code

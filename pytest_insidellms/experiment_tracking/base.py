@@ -121,6 +121,8 @@ class Artifact:
     source: Path
     name: str
     type: str
+    #: The path the caller logged, when ``source`` is a copy of it (a staged snapshot).
+    origin: str | None = None
 
 
 RunT = TypeVar("RunT", bound=Run)
@@ -367,12 +369,14 @@ class ExperimentTracker(TrackerCore[RunT]):
         artifact_path: str | os.PathLike[str] | None = None,
         artifact_name: str | None = None,
         artifact_type: str | None = None,
+        origin: str | None = None,
     ) -> None:
         """Copy or upload a file or directory; the source is left untouched.
 
         ``artifact_path``, ``artifact_name`` and ``artifact_type`` are insideLLMs' names for
         ``path``, ``name`` and ``type``; either spelling works, not both for one argument.
         With no run open this raises the no-active-run RuntimeError before the path is read.
+        ``origin``: the path to show as its source when ``path`` is a copy (default: ``path``).
         """
         path = _one_of("path", path, "artifact_path", artifact_path)
         name = _one_of("name", name, "artifact_name", artifact_name)
@@ -381,7 +385,7 @@ class ExperimentTracker(TrackerCore[RunT]):
             raise TypeError("log_artifact() needs the artifact's path (path= or artifact_path=)")
         with self._lock:
             run = self._resolve(run_id)
-            self._core_artifact(run, validate_artifact(path, name, type))
+            self._core_artifact(run, validate_artifact(path, name, type, origin))
 
     def log_experiment_result(
         self, result: Any, prefix: str = "", *, run_id: str | None = None
@@ -613,13 +617,16 @@ def check_status(status: Any) -> None:
         raise ValueError(f"status must be one of {', '.join(RUN_STATUSES)}; got {status!r}")
 
 
-def validate_artifact(path: Any, name: str | None, type: str | None) -> Artifact:
+def validate_artifact(
+    path: Any, name: str | None, type: str | None, origin: str | None = None
+) -> Artifact:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"artifact path must be a str or PathLike, got {type_name(path)}")
     source = Path(path)
     if not source.exists():
         raise FileNotFoundError(f"artifact not found: {os.fspath(path)}")
-    return Artifact(source=source, name=safe_relative_name(name or source.name), type=type or "file")
+    return Artifact(source=source, name=safe_relative_name(name or source.name),
+                    type=type or "file", origin=origin)
 
 
 def type_name(value: Any) -> str:

@@ -34,6 +34,7 @@ from .journal import decode_float as decode_float
 from .journal import materialize as materialize
 from .journal import write_json_atomic as write_json_atomic
 from .names import safe_id as safe_id
+from .names import numbered_name
 
 
 @dataclass(eq=False, kw_only=True)
@@ -130,7 +131,7 @@ class LocalFileTracker(ExperimentTracker[LocalRun]):
             else:
                 shutil.copy2(artifact.source, target)
             entry = ArtifactEntry(name=artifact.name, type=artifact.type, path=str(target),
-                                  original_path=str(artifact.source))
+                                  original_path=artifact.origin or str(artifact.source))
             run.journal.append(entry)
             return entry
 
@@ -211,15 +212,19 @@ def claim_directory(base: Path, name: str, reserved: frozenset[str] = frozenset(
 
 
 def free_path(path: Path) -> Path:
-    """``path``, or ``stem_2.ext``, ``stem_3.ext``...: an earlier artifact is never overwritten."""
-    if not os.path.lexists(path):
-        return path
-    stem, suffix = path.stem, path.suffix
-    for n in range(2, 10_000):
-        candidate = path.with_name(f"{stem}_{n}{suffix}")
-        if not os.path.lexists(candidate):
-            return candidate
-    raise RuntimeError(f"no free artifact name near {path}")
+    """``path``, or ``stem_2.ext``, ``stem_3.ext``... (:func:`.names.numbered_name`): an
+    earlier artifact is never overwritten."""
+    return path.with_name(numbered_name(path.name, _Existing(path.parent)))
+
+
+class _Existing:
+    """The names taken in a directory, as a container (links count, even dangling ones)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and os.path.lexists(self.directory / name)
 
 
 def load_run_dir(run_dir: Path) -> dict[str, Any]:

@@ -25,8 +25,10 @@ How data maps to MLflow:
   stays under ``<key>``).
 * NaN is stored as NaN. MLflow's sql stores have no infinity: ``inf`` reads back as
   ``1.7976931348623157e308`` (the largest float) and ``-inf`` as its negative.
-* Artifacts are uploaded at once under their name (the artifact type is not stored); an
-  artifact logged twice under one name replaces the earlier one.
+* Artifacts are uploaded at once under their name (the artifact type is not stored); a
+  second artifact of a taken name in one run is kept as ``name_2.ext`` (the local backend's
+  rule, :func:`.names.numbered_name`). The path the caller logged it from is the run tag
+  ``insidellms.artifact_source/<name>``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import os
 import posixpath
 import shlex
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -62,6 +65,8 @@ from .base import (
     utc_now,
 )
 from .config import TrackingConfig
+from .names import cut_text, numbered_name
+from .redaction import redact_text
 
 # MLflow's own limits (mlflow/utils/validation.py; the tests check they still match).
 MAX_METRICS_PER_BATCH: Final = 1000
@@ -88,6 +93,11 @@ _MISSING_RUN_CODES: Final = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PA
 _EXISTS_CODES: Final = ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS")
 _PARENT_TAG: Final = "mlflow.parentRunId"
 _NOTE_TAG: Final = "mlflow.note.content"
+#: MLflow 3's experiment kind (its UI opens a model-development experiment on its runs).
+EXPERIMENT_KIND_TAG: Final = "mlflow.experimentKind"
+MODEL_DEVELOPMENT: Final = "custom_model_development"
+#: ``<this>/<artifact name>``: the path the caller logged the artifact from.
+ARTIFACT_SOURCE_TAG: Final = "insidellms.artifact_source"
 
 
 @dataclass(eq=False, kw_only=True)
@@ -106,6 +116,10 @@ class MLflowRun(Run):
     clock: int = -1
     #: When (``time.monotonic()``) a request last carried this run's data.
     last_sent: float = 0.0
+    #: Artifact names (paths) the run holds; for a resumed run, of the folders listed so far.
+    artifact_names: set[str] = field(default_factory=set)
+    resumed: bool = False
+    listed_folders: set[str] = field(default_factory=set)
 
 
 class MLflowTracker(ExperimentTracker[MLflowRun]):
@@ -152,10 +166,14 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
         self.experiment_name: str = (
             experiment_name or self.config.experiment_name or self.config.project
         )
+        if experiment_name:
+            # The private config copy: a ``with tracker:`` run is named after it too.
+            self.config.experiment_name = experiment_name
         self._flusher: threading.Thread | None = None
         self._stop_flusher: threading.Event | None = None
         self._background_error: BaseException | None = None
         self._run_experiments: dict[str, str] = {}
+        self._source: dict[str, str] | None = None
         try:
             with _quiet_schema_setup():
                 self.experiment_id: str = self._ensure_experiment(artifact_location)
@@ -170,7 +188,7 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
             run = self._resume(run_id, name, parent)
         else:
             started = utc_now()
-            tags = {sanitize_key(tag): "true" for tag in self.config.tags}
+            tags = {**self._source_tags(), **{sanitize_key(tag): "true" for tag in self.config.tags}}
             if self.config.notes:
                 tags[_NOTE_TAG] = _cut(self.config.notes, MAX_TAG_VAL_LENGTH, "notes")
             if parent is not None:
@@ -188,6 +206,23 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
         self._run_experiments[run.run_id] = run.experiment_id
         self._start_flusher()
         return run
+
+    def _source_tags(self) -> dict[str, str]:
+        """What MLflow's own clients tag a run with (its context providers: ``mlflow.user``,
+        ``mlflow.source.name``/``type``, and git when GitPython is there), plus the git tags
+        from the ``git`` command when those are missing. Its UI fills "Source" and "Created
+        by" from them. Found once per tracker."""
+        if self._source is None:
+            try:
+                registry = importlib.import_module("mlflow.tracking.context.registry")
+                found: dict[str, str] = {k: str(v) for k, v in registry.resolve_tags().items()}
+            except Exception:  # noqa: BLE001 - the tags are a courtesy; never fail a run for them
+                found = {}
+            for key, value in _git_tags(Path.cwd()).items():
+                found.setdefault(key, value)
+            self._source = {key: redact_text(value)[:MAX_TAG_VAL_LENGTH]
+                            for key, value in found.items()}
+        return self._source
 
     def _resume(self, run_id: str, name: str, parent: MLflowRun | None) -> MLflowRun:
         try:
@@ -208,6 +243,7 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
             name=existing.info.run_name or name,
             parent=parent,
             experiment_id=existing.info.experiment_id,
+            resumed=True,
         )
         for metric in existing.data.to_proto().metrics:
             run.last_step = max(run.last_step, metric.step)
@@ -261,20 +297,38 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
 
     def _record_artifact(self, run: MLflowRun, artifact: Artifact) -> None:
         self._raise_background_error()
+        name = self._free_artifact_name(run, artifact.name)
+        run.artifact_names.add(name)
         source = artifact.source
         if source.is_dir():
-            self.client.log_artifacts(run.run_id, str(source), artifact_path=artifact.name)
-            return
-        folder = posixpath.dirname(artifact.name) or None
-        filename = posixpath.basename(artifact.name)
-        if source.name == filename:
-            self.client.log_artifact(run.run_id, str(source), artifact_path=folder)
-            return
-        # MLflow names an uploaded file after its source; give it the requested name.
-        with tempfile.TemporaryDirectory(prefix="insidellms-mlflow-") as tmp:
-            renamed = Path(tmp) / filename
-            shutil.copy2(source, renamed)
-            self.client.log_artifact(run.run_id, str(renamed), artifact_path=folder)
+            self.client.log_artifacts(run.run_id, str(source), artifact_path=name)
+        else:
+            folder = posixpath.dirname(name) or None
+            filename = posixpath.basename(name)
+            if source.name == filename:
+                self.client.log_artifact(run.run_id, str(source), artifact_path=folder)
+            else:
+                # MLflow names an uploaded file after its source; give it the requested name.
+                with tempfile.TemporaryDirectory(prefix="insidellms-mlflow-") as tmp:
+                    renamed = Path(tmp) / filename
+                    shutil.copy2(source, renamed)
+                    self.client.log_artifact(run.run_id, str(renamed), artifact_path=folder)
+        # MLflow keeps no metadata per artifact: where it came from is a run tag.
+        origin = artifact.origin or str(source)
+        self.client.set_tag(run.run_id, sanitize_key(f"{ARTIFACT_SOURCE_TAG}/{name}"),
+                            _cut(origin, MAX_TAG_VAL_LENGTH, f"source of artifact {name!r}"))
+
+    def _free_artifact_name(self, run: MLflowRun, name: str) -> str:
+        """``name``, numbered as the local backend numbers it when the run has it already (an
+        upload under a taken name would replace the earlier file)."""
+        if run.resumed:
+            # What the run held before this tracker opened it, one listing per folder.
+            folder = posixpath.dirname(name)
+            if folder not in run.listed_folders:
+                run.listed_folders.add(folder)
+                listed = self.client.list_artifacts(run.run_id, folder or None)
+                run.artifact_names.update(info.path for info in listed)
+        return numbered_name(name, run.artifact_names)
 
     def _close_run(self, run: MLflowRun, status: str, ended_at: datetime) -> None:
         try:
@@ -397,7 +451,7 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
         raise self._error("a background flush failed", error) from error
 
     def _error(self, what: str, exc: BaseException) -> TrackingError:
-        message = f"MLflow at {self.tracking_uri}: {what}: {exc}"
+        message = redact_text(f"MLflow at {self.tracking_uri}: {what}: {exc}")
         return TrackingError(message, [(self.backend_name, exc)])
 
     # -- experiments, locations, models -----------------------------------------------------
@@ -412,7 +466,8 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
                 location = Path(location).resolve().as_uri()
             try:
                 created: str = self.client.create_experiment(
-                    self.experiment_name, artifact_location=location
+                    self.experiment_name, artifact_location=location,
+                    tags={EXPERIMENT_KIND_TAG: MODEL_DEVELOPMENT},
                 )
                 return created
             except self._exception_type as exc:
@@ -426,7 +481,26 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
                 f"(MlflowClient.restore_experiment) or choose another name"
             )
         found: str = experiment.experiment_id
+        if EXPERIMENT_KIND_TAG not in experiment.tags:
+            # Without it, MLflow 3's UI opens the experiment on its GenAI traces view.
+            self.client.set_experiment_tag(found, EXPERIMENT_KIND_TAG, MODEL_DEVELOPMENT)
         return found
+
+    def find_run(self, name: str, parent_run_id: str | None, started_after: datetime) -> str | None:
+        """A run still RUNNING with this name and parent, started no earlier than
+        ``started_after``: the newest, or None (``sync`` asks when a start was in doubt)."""
+        if parent_run_id is not None:
+            query = f"tags.{_PARENT_TAG} = '{parent_run_id}'"
+        else:
+            quote = next((q for q in ("'", '"') if q not in name), None)
+            query = "" if quote is None else f"attributes.run_name = {quote}{name}{quote}"
+        since = _ms(started_after.timestamp())
+        found = [run for run in self.client.search_runs([self.experiment_id], filter_string=query)
+                 if run.info.run_name == name and run.info.status == "RUNNING"
+                 and run.info.start_time >= since
+                 and run.data.tags.get(_PARENT_TAG) == parent_run_id]
+        newest = max(found, key=lambda run: run.info.start_time, default=None)
+        return None if newest is None else str(newest.info.run_id)
 
     def metric_steps(self, run_id: str) -> dict[str, set[int]]:
         """The steps each metric of a stored run already has (``sync`` skips those points)."""
@@ -513,14 +587,30 @@ def param_string(value: Any) -> str:
 
 
 def _cut(text: str, limit: int, what: str) -> str:
-    if len(text) <= limit:
-        return text
-    warnings.warn(
-        f"MLflow: {what} has {len(text)} characters; truncated to MLflow's limit of {limit}",
-        TrackingWarning,
-        stacklevel=2,
-    )
-    return text[:limit]
+    return cut_text(text, limit, f"MLflow: {what}", TrackingWarning)
+
+
+def _git_tags(directory: Path) -> dict[str, str]:
+    """MLflow's git tags for the checkout holding ``directory`` (empty outside one, or
+    without git)."""
+    queries = {
+        "mlflow.source.git.commit": ["rev-parse", "HEAD"],
+        "mlflow.source.git.branch": ["rev-parse", "--abbrev-ref", "HEAD"],
+        "mlflow.source.git.repoURL": ["config", "--get", "remote.origin.url"],
+    }
+    tags: dict[str, str] = {}
+    for tag, args in queries.items():
+        try:
+            done = subprocess.run(["git", *args], cwd=directory, capture_output=True,
+                                  text=True, timeout=5, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return tags
+        value = done.stdout.strip()
+        if done.returncode == 0 and value and value != "HEAD":  # HEAD: a detached checkout
+            tags[tag] = value
+        elif tag.endswith("commit"):
+            return tags  # not a checkout
+    return tags
 
 
 def _fills_a_request(run: MLflowRun) -> bool:

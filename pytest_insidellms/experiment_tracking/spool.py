@@ -45,6 +45,7 @@ from .journal import (
     write_json_atomic,
 )
 from .local import LocalFileTracker, LocalRun
+from .redaction import redact_text
 
 SYNC_STATE = "sync.json"
 
@@ -52,12 +53,14 @@ RemoteFactory = Callable[[], ExperimentTracker[Any]]
 
 
 def sync_key(tracker: ExperimentTracker[Any]) -> str:
-    """Names the destination of a tracker, so a replay knows which remote ids are its own."""
+    """Names the destination of a tracker, so a replay knows which remote ids are its own.
+    Credentials in it (``https://user:token@host``) are masked: the key is written to disk,
+    and the host and user still tell destinations apart."""
     parts = [tracker.backend_name]
     for attribute in ("tracking_uri", "experiment_name", "entity", "project"):
         value = getattr(tracker, attribute, None)
         if value:
-            parts.append(f"{attribute}={value}")
+            parts.append(f"{attribute}={redact_text(str(value))}")
     return " ".join(parts)
 
 
@@ -96,7 +99,7 @@ class SpoolingTracker(ExperimentTracker[SpoolRun]):
     the ``config`` the remote is built with. ``flush()`` waits up to ``delivery_timeout``
     seconds for the queue to be delivered, ``close(timeout)`` as long as asked; a remote that
     takes longer is an outage. ``run_location`` waits up to ``location_timeout`` seconds for
-    the remote to have opened the run.
+    the remote to have opened the run and every run started before the call.
     """
 
     capabilities = frozenset({FLUSH, CLOSE})
@@ -262,15 +265,18 @@ class _Delivery:
         self._current: _Item | None = None  # being delivered
         self._unflushed = False
         self._last_flush = time.monotonic()
+        self._pending_starts = 0  # run starts queued or being delivered
 
     # -- caller side --------------------------------------------------------------------------
 
     def put(self, kind: str, run: SpoolRun | None, payload: Any) -> None:
         with self._cond:
             if self.failure is not None:
-                self._drop((kind, run, payload))
+                self._drop((kind, run, payload), queued=False)
                 return
             self._items.append((kind, run, payload))
+            if kind == "start":
+                self._pending_starts += 1
             if self._thread is None:
                 self._start_thread()
             self._cond.notify_all()
@@ -287,8 +293,11 @@ class _Delivery:
             self._stop(failure)
 
     def location(self, run: SpoolRun, timeout: float) -> str | None:
+        """The remote's location of ``run`` once every run started so far is open there: a
+        remote may describe a run by its whole tree (W&B's one sync command for a session)."""
         with self._cond:
-            self._cond.wait_for(lambda: run.started or self.failure is not None, timeout)
+            self._cond.wait_for(lambda: (run.started and self._pending_starts == 0)
+                                or self.failure is not None, timeout)
             remote, remote_run = self.remote, run.remote
             if self.failure is not None or remote is None or remote_run is None:
                 return None
@@ -377,6 +386,7 @@ class _Delivery:
         with self._cond:
             # Recorded even if delivery stopped meanwhile: the remote has this run now.
             run.remote, run.started = remote_run, True
+            self._pending_starts -= 1
             self._live.append(run)
             settled = {"start_in_doubt": False} if run.in_doubt else {}
             self._write_state(run, run_id=remote_run.run_id, delivered=0, **settled)
@@ -442,12 +452,14 @@ class _Delivery:
             self._drop(self._items.popleft())
         self._cond.notify_all()
 
-    def _drop(self, item: _Item) -> None:
+    def _drop(self, item: _Item, queued: bool = True) -> None:
         kind, run, payload = item
         if kind in ("start", "entry"):
             self.undelivered += 1
         if kind == "start":
             run.started = True
+            if queued:
+                self._pending_starts -= 1
         if isinstance(payload, threading.Event):
             payload.set()
         self._cond.notify_all()
@@ -470,7 +482,8 @@ class _RemoteSink:
         self.remote._core_params(self.run, entry.params)
 
     def on_artifact(self, entry: ArtifactEntry) -> None:
-        self.remote._core_artifact(self.run, Artifact(Path(entry.path), entry.name, entry.type))
+        self.remote._core_artifact(self.run, Artifact(Path(entry.path), entry.name, entry.type,
+                                                          entry.original_path))
 
 
 def _first_missing(path: Path) -> Path | None:

@@ -16,9 +16,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .base import ExperimentTracker, RunFinder, run_finder, step_lister
+from .base import ExperimentTracker, run_finder, step_lister
 from .config import TrackingConfig
 from .journal import JOURNAL, ArtifactEntry, JournalReader, MetricsEntry, ParamsEntry, dispatch
+from .redaction import redact_text
 from .spool import read_sync_state, sync_key, write_sync_state
 
 
@@ -72,7 +73,8 @@ def sync_runs(
         try:
             remote = _sync(target, key, run_dir, None, report)
             if remote is not None:
-                report.locations.append(target.run_location(remote) or remote)
+                # Printed by the sync command: a tracking URI's credentials are masked.
+                report.locations.append(redact_text(target.run_location(remote) or remote))
         finally:
             target.end_all_runs("killed")  # only if a failure left something open
             target.close()
@@ -90,7 +92,7 @@ def _sync(target: ExperimentTracker[Any], key: str, run_dir: Path, parent: str |
     metadata = _read_json(run_dir / "metadata.json")
     name = metadata["run_name"]
     if known is None and state.get("start_in_doubt"):
-        finder = _finder(target)
+        finder = run_finder(target)
         if finder is not None:
             known = finder.find_run(name, parent, datetime.fromisoformat(metadata["started_at"]))
     run_id = target.start_run(name, run_id=known, parent_run_id=parent)
@@ -141,43 +143,10 @@ class _TargetSink:
     def on_artifact(self, entry: ArtifactEntry) -> None:
         path = Path(entry.path)
         if path.exists():
-            self.target.log_artifact(path, entry.name, entry.type, run_id=self.run_id)
+            self.target.log_artifact(path, entry.name, entry.type, run_id=self.run_id,
+                                     origin=entry.original_path)
         else:
             self.report.missing_artifacts.append(str(path))
-
-
-def _finder(target: ExperimentTracker[Any]) -> RunFinder | None:
-    """Who can tell whether a run whose creation was in doubt exists in ``target``."""
-    finder = run_finder(target)
-    if finder is None:
-        from .mlflow import MLflowTracker  # the module imports no SDK
-
-        if isinstance(target, MLflowTracker):
-            return _MlflowRunFinder(target)
-    return finder
-
-
-class _MlflowRunFinder:
-    """``find_run`` for MLflowTracker through its public client (until it declares FIND_RUN
-    itself): a run still RUNNING, with this name and parent, started after ``started_after``."""
-
-    def __init__(self, tracker: Any) -> None:
-        self.tracker = tracker
-
-    def find_run(self, name: str, parent_run_id: str | None, started_after: datetime) -> str | None:
-        if parent_run_id is not None:
-            query = f"tags.mlflow.parentRunId = '{parent_run_id}'"
-        else:
-            quote = next((q for q in ("'", '"') if q not in name), None)
-            query = "" if quote is None else f"attributes.run_name = {quote}{name}{quote}"
-        since = int(started_after.timestamp() * 1000)
-        found = [run for run in self.tracker.client.search_runs(
-                     [self.tracker.experiment_id], filter_string=query)
-                 if run.info.run_name == name and run.info.status == "RUNNING"
-                 and run.info.start_time >= since
-                 and run.data.tags.get("mlflow.parentRunId") == parent_run_id]
-        newest = max(found, key=lambda run: run.info.start_time, default=None)
-        return None if newest is None else str(newest.info.run_id)
 
 
 def _complete(run_dir: Path, key: str) -> bool:

@@ -57,6 +57,7 @@ from typing import Any, Final, Literal, Protocol
 from .base import Artifact, ExperimentTracker, Run, import_sdk, sanitize_key
 from .config import TrackingConfig
 from .local import claim_directory, free_path
+from .names import run_path_parts, safe_dir_name
 
 WRITERS: Final[tuple[str, ...]] = ("auto", "torch", "tensorboardX")
 
@@ -74,11 +75,6 @@ HPARAMS_FILE_SUFFIX: Final = ".hparams"
 #: Joins the parts of a run id, leaf first, into its HParams trial name.
 TRIAL_SEPARATOR: Final = " < "
 
-_WINDOWS_INVALID = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
-_WINDOWS_DEVICES: Final = frozenset(
-    {"CON", "PRN", "AUX", "NUL"} | {f"{p}{n}" for p in ("COM", "LPT") for n in range(1, 10)}
-)
-_MAX_DIR_NAME: Final = 100
 #: What TensorBoard's HParams plugin reads (tensorboard/plugins/hparams/metadata.py).
 _HPARAMS_PLUGIN: Final = "hparams"
 _SESSION_START_TAG: Final = "_hparams_/session_start_info"
@@ -224,7 +220,7 @@ class TensorBoardTracker(ExperimentTracker[TensorBoardRun]):
         table = _markdown_table(
             ("name", "type", "path", "source"),
             [(target.relative_to(run.path / ARTIFACTS_DIR).as_posix(), artifact.type,
-              str(target), str(artifact.source))],
+              str(target), artifact.origin or str(artifact.source))],
         )
         run.writer.add_text("artifacts", table, _text_step(run))
         run.unflushed = True
@@ -343,12 +339,7 @@ class TensorBoardTracker(ExperimentTracker[TensorBoardRun]):
     def _path_for_id(self, run_id: str, parent: TensorBoardRun | None) -> Path:
         """Where ``run_id`` lives: relative to log_dir, or to the parent's directory when a
         parent is given and the id does not already start with the parent's id."""
-        if not isinstance(run_id, str):
-            raise TypeError(f"run_id must be a string, got {type(run_id).__name__}")
-        raw = [part for part in run_id.replace("\\", "/").split("/") if part not in ("", ".")]
-        if not raw or ".." in raw:
-            raise ValueError(f"run_id {run_id!r} must be a relative path without '..'")
-        parts = [safe_dir_name(part) for part in raw]
+        parts = run_path_parts(run_id)
         base = self.log_dir
         if parent is not None and "/".join(parts[: parent.run_id.count("/") + 1]) != parent.run_id:
             base = parent.path
@@ -376,25 +367,6 @@ def _load_writer(choice: str) -> tuple[Literal["torch", "tensorboardX"], Any]:
                     "(or use writer='tensorboardX')"
                 ) from exc
     return "tensorboardX", import_sdk("tensorboardX", "tensorboard").SummaryWriter
-
-
-# -- run directories ---------------------------------------------------------------------------
-
-
-def safe_dir_name(name: str) -> str:
-    """A directory name valid on Windows, macOS and Linux, as close to ``name`` as possible.
-
-    ``<>:"/\\|?*`` and control characters become ``_``; leading dots and spaces and trailing
-    dots and spaces go; device names (``CON``, ``NUL``, ``COM1``...) get a ``_`` prefix; names
-    are cut at 100 characters; an empty result becomes ``run``.
-    """
-    clean = _WINDOWS_INVALID.sub("_", name).lstrip(". ")
-    clean = clean[:_MAX_DIR_NAME].rstrip(". ")
-    if not clean:
-        return "run"
-    if clean.split(".")[0].rstrip(" ").upper() in _WINDOWS_DEVICES:
-        clean = f"_{clean}"[:_MAX_DIR_NAME]
-    return clean
 
 
 # -- text and hparams formatting ---------------------------------------------------------------

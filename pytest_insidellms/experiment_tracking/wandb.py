@@ -15,7 +15,10 @@ hierarchy it has):
   ``flush_interval`` seconds (by the next call or a daemon thread), on :meth:`flush` and at
   ``end_run``: each ``config.update`` is a round trip to W&B's service thread, and one per
   logged result cost more than its metrics.
-* Artifacts become ``wandb.Artifact`` objects (see :func:`artifact_name`, :func:`artifact_type`).
+* Artifacts become ``wandb.Artifact`` objects (named by :func:`.names.wandb_artifact_name` and
+  :func:`.names.wandb_artifact_type`); a second one of a taken name in one run is numbered as
+  the local backend numbers it (``name_2.ext``), and its metadata ``source`` is the path the
+  caller logged.
 * The status is written to the run summary (``status``) and the run finishes with exit code
   0 (finished), 1 (failed) or 255 (killed); W&B shows any non-zero exit as *failed*.
 * ``finish`` runs in a thread bounded by ``finish_timeout``: a hang becomes a
@@ -25,7 +28,6 @@ hierarchy it has):
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import shlex
 import string
@@ -41,6 +43,13 @@ from typing import Any, Final
 from ..types import to_jsonable
 from .base import Artifact, ExperimentTracker, Run, TrackingWarning, import_sdk, sanitize_key
 from .config import TrackingConfig
+from .names import (
+    check_wandb_project,
+    clean_wandb_tags,
+    numbered_name,
+    wandb_artifact_name,
+    wandb_artifact_type,
+)
 from .redaction import redact_value
 
 #: The metric that carries our step; every other metric is charted against it.
@@ -53,7 +62,7 @@ DEFAULT_JOB_TYPES: Final = ("session", "module", "nested")
 
 #: ``wandb.init`` keywords the tracker sets itself; passing them as extra kwargs is an error.
 _OWN_INIT_KEYS: Final = frozenset({
-    "project", "entity", "name", "tags", "notes", "config", "group", "job_type", "id",
+    "project", "entity", "name", "tags", "notes", "config", "id",
     "resume", "reinit", "dir", "mode",
 })
 #: Settings applied unless the caller's ``settings=`` says otherwise: no system metrics, host
@@ -69,10 +78,6 @@ _DEFAULT_SETTINGS: Final[Mapping[str, Any]] = {
     "silent": True,
 }
 _OFFLINE_MODES: Final = ("offline", "dryrun")
-_PROJECT_FORBIDDEN: Final = frozenset("/\\#?%:")
-_NAME_MAX: Final = 128
-_TAG_MAX: Final = 64
-_ARTIFACT_FORBIDDEN = re.compile(r"[^A-Za-z0-9_.\-]+")
 _ID_ALPHABET: Final = string.ascii_lowercase + string.digits
 
 
@@ -85,6 +90,8 @@ class WandBRun(Run):
     #: Params not yet sent to the run config, and when the oldest of them arrived.
     pending_params: dict[str, Any] = field(default_factory=dict)
     pending_since: float = 0.0
+    #: Artifact names logged to this run (as the caller named them, numbered when taken).
+    artifact_names: set[str] = field(default_factory=set)
 
 
 class WandBTracker(ExperimentTracker[WandBRun]):
@@ -99,6 +106,9 @@ class WandBTracker(ExperimentTracker[WandBRun]):
     host at exit even for offline runs). These variables are process-wide: other ``wandb``
     use in the same process sees them.
 
+    ``group``: every run tree's W&B group instead of its root run's id, so that the runs of
+    several processes (CI shards) share one; ``job_type``: the job type of top-level runs
+    instead of ``job_types[0]`` (nested runs keep theirs).
     Extra keyword arguments go to every ``wandb.init``; ``settings=`` (a mapping or a
     ``wandb.Settings``) is merged over the tracker's defaults, and a fresh ``wandb.Settings``
     is built for each run. ``run_id=`` in :meth:`start_run` resumes with ``resume="allow"``:
@@ -107,8 +117,6 @@ class WandBTracker(ExperimentTracker[WandBRun]):
     last step is unknown, omitted steps start again at 0.
 
     ``flush_interval``: the longest params wait before they reach the run config.
-    ``run_group``: the W&B group of top-level runs (default: each its own id), so that runs of
-    several processes (CI shards) share one.
     """
 
     backend_name = "wandb"
@@ -123,7 +131,9 @@ class WandBTracker(ExperimentTracker[WandBRun]):
         finish_timeout: float = 30.0,
         job_types: Sequence[str] = DEFAULT_JOB_TYPES,
         flush_interval: float = 1.0,
-        run_group: str | None = None,
+        *,
+        group: str | None = None,
+        job_type: str | None = None,
         **init_kwargs: Any,
     ) -> None:
         super().__init__(config)
@@ -150,7 +160,12 @@ class WandBTracker(ExperimentTracker[WandBRun]):
                 f"flush_interval must be a positive number of seconds, got {flush_interval!r}"
             )
         self.project: str = project or self.config.project
-        _check_project(self.project)
+        check_wandb_project(self.project)
+        self.config.project = self.project  # the tracker's private copy says where runs go
+        for what, value in (("group", group), ("job_type", job_type)):
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ValueError(f"{what} must be a non-empty string, got {value!r}")
+        self.group, self.job_type = group, job_type
         self.entity = entity
         self.mode: str | None = mode or os.environ.get("WANDB_MODE") or None
         self.dir = Path(dir or os.environ.get("WANDB_DIR") or os.getcwd()).absolute()
@@ -158,11 +173,13 @@ class WandBTracker(ExperimentTracker[WandBRun]):
         self.flush_interval = float(flush_interval)
         self._flusher: _ParamFlusher | None = None
         self.job_types = tuple(job_types)
-        self.run_group = run_group or None
         self._settings_overrides = _settings_mapping(init_kwargs.pop("settings", None))
         self._init_kwargs = init_kwargs
-        self._tags = _clean_tags(self.config.tags)
-        self._locations: dict[str, str | None] = {}
+        self._tags = clean_wandb_tags(self.config.tags, TrackingWarning)
+        #: Per run id: its online URL, or its offline directory and the root run it belongs to.
+        self._locations: dict[str, _Location] = {}
+        #: Offline run directories by root run id: every directory of one run tree.
+        self._offline_dirs: dict[str, list[str]] = {}
         self._wandb = import_sdk("wandb", "wandb")
         self._prepare_environment()
 
@@ -192,10 +209,13 @@ class WandBTracker(ExperimentTracker[WandBRun]):
 
         ``rows`` are mappings (``columns`` defaults to the first row's keys; a key outside the
         columns is an error, a missing one an empty cell) or sequences (``columns`` required).
+        No rows log an empty table with ``columns``, or nothing without them.
         Cells become plain JSON data; credential-looking text in them is redacted.
         """
         key = sanitize_key(name)
         row_list = list(rows)
+        if not row_list and columns is None:
+            return  # no rows and no columns: nothing to show (with columns: an empty table)
         if columns is None:
             if not row_list or not isinstance(row_list[0], Mapping):
                 raise ValueError("log_table needs columns= unless rows are mappings")
@@ -233,12 +253,14 @@ class WandBTracker(ExperimentTracker[WandBRun]):
 
     def run_location(self, run_id: str | None = None) -> str | None:
         """Online: the run's URL (or ``entity/project/run_id``). Offline: the run's directory
-        and the ``wandb sync`` command that uploads it. Also answers for ended runs."""
+        and one ``wandb sync`` command naming the directory of every run of its tree (its
+        top-level run and everything nested below, as opened so far). Also answers for ended
+        runs."""
         with self._lock:
             key = self._resolve(None).run_id if run_id is None else run_id
             if key not in self._locations:
                 self._open(key)  # raises the usual "no open run" error
-            return self._locations[key]
+            return self._locations[key].describe(self._offline_dirs)
 
     # -- backend interface ------------------------------------------------------------------
 
@@ -246,7 +268,9 @@ class WandBTracker(ExperimentTracker[WandBRun]):
         depth = 0 if parent is None else parent.depth + 1
         # The id is chosen here so that a root run can name its own group.
         wanted_id = run_id or _new_run_id()
-        group = (self.run_group or wanted_id) if parent is None else parent.group
+        group = (self.group or wanted_id) if parent is None else parent.group
+        job_type = self.job_type if parent is None and self.job_type else (
+            self.job_types[min(depth, len(self.job_types) - 1)])
         kwargs: dict[str, Any] = {
             **self._init_kwargs,
             "project": self.project,
@@ -256,7 +280,7 @@ class WandBTracker(ExperimentTracker[WandBRun]):
             "notes": self.config.notes,
             "config": None if parent is None else {PARENT_KEY: parent.run_id},
             "group": group,
-            "job_type": self.job_types[min(depth, len(self.job_types) - 1)],
+            "job_type": job_type,
             "id": wanted_id,
             "reinit": "create_new",
             "dir": str(self.dir),
@@ -278,7 +302,16 @@ class WandBTracker(ExperimentTracker[WandBRun]):
             last = handle.summary.get(STEP_METRIC)
             if isinstance(last, (int, float)) and not isinstance(last, bool):
                 run.last_step = int(last)
-        self._locations[run.run_id] = None if run.disabled else _location(handle)
+        root = run.run_id if parent is None else self._locations[parent.run_id].root
+        location = _Location(root=root)
+        if run.disabled:
+            pass
+        elif handle.offline:
+            location.offline_dir = str(handle.sync_dir)
+            self._offline_dirs.setdefault(root, []).append(location.offline_dir)
+        else:
+            location.url = str(handle.url or handle.path)
+        self._locations[run.run_id] = location
         return run
 
     def _record_metrics(
@@ -329,12 +362,18 @@ class WandBTracker(ExperimentTracker[WandBRun]):
     def _record_artifact(self, run: WandBRun, artifact: Artifact) -> None:
         if run.disabled:
             return  # W&B would still stage a copy of the files on disk
-        name = artifact_name(artifact.name)
-        wb_artifact = self._wandb.Artifact(name, type=artifact_type(artifact.type, name))
+        # A second artifact of a taken name would become a new version of the first: number
+        # it as the local backend does, so both stay visible in the run.
+        logged = numbered_name(artifact.name, run.artifact_names)
+        run.artifact_names.add(logged)
+        name = wandb_artifact_name(logged)
+        wb_artifact = self._wandb.Artifact(
+            name, type=wandb_artifact_type(artifact.type, name),
+            metadata={"source": artifact.origin or str(artifact.source), "name": logged})
         if artifact.source.is_dir():
             wb_artifact.add_dir(str(artifact.source))
         else:
-            wb_artifact.add_file(str(artifact.source), name=PurePosixPath(artifact.name).name)
+            wb_artifact.add_file(str(artifact.source), name=PurePosixPath(logged).name)
         run.handle.log_artifact(wb_artifact)
 
     def _close_run(self, run: WandBRun, status: str, ended_at: datetime) -> None:
@@ -364,7 +403,8 @@ class WandBTracker(ExperimentTracker[WandBRun]):
         worker.join(self.finish_timeout)
         timed_out = worker.is_alive() or any(isinstance(e, TimeoutError) for e in errors)
         if timed_out:
-            where = self._locations.get(run.run_id)
+            found = self._locations.get(run.run_id)
+            where = found.describe(self._offline_dirs) if found else None
             warnings.warn(
                 f"W&B did not finish run {run.run_id} within {self.finish_timeout:g} s; the"
                 f" tracker moved on and the run's data stays on disk"
@@ -413,68 +453,7 @@ class _ParamFlusher:
                     self.error = self.error or exc
 
 
-# -- names ------------------------------------------------------------------------------------
-
-
-def artifact_name(name: str) -> str:
-    """W&B's artifact name rule: letters, digits, ``_ - .`` only, at most 128 characters.
-
-    Other characters (the ``/`` of a nested name included) become ``_``; a longer name is
-    cut and ends in a hash of the full name so distinct names stay distinct.
-    """
-    clean = _ARTIFACT_FORBIDDEN.sub("_", name).strip("_") or "artifact"
-    if len(clean) > _NAME_MAX:
-        import hashlib
-
-        digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:10]
-        clean = f"{clean[: _NAME_MAX - 11]}-{digest}"
-    return clean
-
-
-def artifact_type(kind: str, name: str) -> str:
-    """An artifact type W&B accepts: same alphabet as names; the types W&B reserves for itself
-    (``wandb-*``, ``job``, and ``run_table``/``code`` for names it generates) get a ``user-``
-    prefix."""
-    clean = _ARTIFACT_FORBIDDEN.sub("_", kind).strip("_")[:_NAME_MAX] or "file"
-    reserved = (
-        clean.startswith("wandb-")
-        or clean == "job"
-        or (clean == "run_table" and name.startswith("run-"))
-        or (clean == "code" and name.startswith("source-"))
-    )
-    return f"user-{clean}"[:_NAME_MAX] if reserved else clean
-
-
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def _check_project(project: str) -> None:
-    if not isinstance(project, str) or not project.strip():
-        raise ValueError(f"W&B project must be a non-empty string, got {project!r}")
-    bad = sorted(_PROJECT_FORBIDDEN.intersection(project))
-    if bad or len(project) > _NAME_MAX:
-        raise ValueError(
-            f"W&B project {project!r} is invalid: at most {_NAME_MAX} characters and none of"
-            f" {' '.join(sorted(_PROJECT_FORBIDDEN))}"
-            + (f" (found {' '.join(bad)})" if bad else "")
-        )
-
-
-def _clean_tags(tags: Iterable[str]) -> list[str]:
-    """W&B rejects empty tags and tags over 64 characters: drop the first, cut the second."""
-    clean: list[str] = []
-    for tag in tags:
-        tag = tag.strip()
-        if len(tag) > _TAG_MAX:
-            warnings.warn(
-                f"W&B tags are at most {_TAG_MAX} characters; {tag[:20]!r}... was shortened",
-                TrackingWarning,
-                stacklevel=4,
-            )
-            tag = tag[:_TAG_MAX]
-        if tag and tag not in clean:
-            clean.append(tag)
-    return clean
 
 
 def _settings_mapping(settings: Any) -> dict[str, Any]:
@@ -496,8 +475,19 @@ def _new_run_id() -> str:
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
 
 
-def _location(handle: Any) -> str:
-    if handle.offline:
-        sync_dir = str(handle.sync_dir)
-        return f"{sync_dir} (upload with: wandb sync {shlex.quote(sync_dir)})"
-    return str(handle.url or handle.path)
+@dataclass
+class _Location:
+    """Where one run is: online, its URL; offline, its directory, and the ``wandb sync``
+    command that uploads its whole tree (a module run's results are in its own directory, so
+    the session run's directory alone would leave them offline)."""
+
+    root: str
+    url: str | None = None
+    offline_dir: str | None = None
+
+    def describe(self, offline_dirs: Mapping[str, list[str]]) -> str | None:
+        if self.offline_dir is None:
+            return self.url
+        tree = offline_dirs.get(self.root, [self.offline_dir])
+        command = shlex.join(["wandb", "sync", *dict.fromkeys(tree)])
+        return f"{self.offline_dir} (upload with: {command})"

@@ -20,7 +20,7 @@ from ..shards.manifest import build_shard_manifest, write_shard_manifest
 def prepare(settings: Settings) -> None:
     """Before any tracker is built: the shard's W&B runs share the shard group."""
     if settings.shard is not None and settings.shard.group:
-        settings.tracking.backends.setdefault("wandb", {}).setdefault("run_group",
+        settings.tracking.backends.setdefault("wandb", {}).setdefault("group",
                                                                        settings.shard.group)
 
 

@@ -323,7 +323,8 @@ def _replay(event: MetricsEvent | ParamsEvent | ArtifactEvent,
 
     def artifact(t: MultiTracker) -> None:
         try:
-            t.log_artifact(Path(event.path), event.name, event.type, run_id=run_id)
+            t.log_artifact(Path(event.path), event.name, event.type, run_id=run_id,
+                           origin=event.source)
         finally:
             _discard_staged([event])
 

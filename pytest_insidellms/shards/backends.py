@@ -136,7 +136,7 @@ def make_tracker(name: str, tracking: TrackingConfig, track_dir: Path, *, group:
         kwargs["tracking_uri"] = tracking_uri
         kwargs.pop("artifact_location", None)
     if name == "wandb":
-        kwargs.update(run_group=group, job_types=(MERGE_JOB_TYPE,))
+        kwargs.update(group=group, job_types=(MERGE_JOB_TYPE,))
     return spec.create(**kwargs)
 
 
