@@ -5,6 +5,10 @@ run ids. The fluent API (``mlflow.start_run`` and its process-global run stack a
 URI) is never touched, so code under test may use it freely, and several runs can be open at
 once.
 
+The tracker keeps the run bookkeeping; :class:`_TrackingStore` talks to the store
+(experiment, run tags, resume, search, registry), :class:`.mlflow_batching.LogBatcher` buffers
+and sends metrics and params, :class:`_ArtifactUploader` names and uploads artifacts.
+
 How data maps to MLflow:
 
 * Nested runs carry the ``mlflow.parentRunId`` tag; config tags become run tags with the value
@@ -35,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import logging
 import os
 import posixpath
@@ -44,8 +47,6 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -58,26 +59,23 @@ from .base import (
     ExperimentTracker,
     Run,
     TrackingError,
-    TrackingWarning,
     import_sdk,
     safe_relative_name,
     sanitize_key,
     utc_now,
 )
 from .config import TrackingConfig
-from .names import cut_text, numbered_name
+from .mlflow_batching import MAX_BATCH_LOG_REQUEST_SIZE as MAX_BATCH_LOG_REQUEST_SIZE
+from .mlflow_batching import MAX_ENTITIES_PER_BATCH as MAX_ENTITIES_PER_BATCH
+from .mlflow_batching import MAX_METRICS_PER_BATCH as MAX_METRICS_PER_BATCH
+from .mlflow_batching import MAX_PARAM_VAL_LENGTH as MAX_PARAM_VAL_LENGTH
+from .mlflow_batching import MAX_PARAMS_TAGS_PER_BATCH as MAX_PARAMS_TAGS_PER_BATCH
+from .mlflow_batching import MAX_TAG_VAL_LENGTH as MAX_TAG_VAL_LENGTH
+from .mlflow_batching import LogBatcher, cut, ms
+from .mlflow_batching import param_string as param_string
+from .names import numbered_name
 from .redaction import redact_text
 
-# MLflow's own limits (mlflow/utils/validation.py; the tests check they still match).
-MAX_METRICS_PER_BATCH: Final = 1000
-MAX_PARAMS_TAGS_PER_BATCH: Final = 100
-MAX_ENTITIES_PER_BATCH: Final = 1000
-MAX_BATCH_LOG_REQUEST_SIZE: Final = 1_000_000
-MAX_PARAM_VAL_LENGTH: Final = 6000
-MAX_TAG_VAL_LENGTH: Final = 8000
-
-#: Our estimate of a request's size is rough; stay well below the server's limit.
-_REQUEST_BUDGET: Final = MAX_BATCH_LOG_REQUEST_SIZE * 8 // 10
 
 #: Set unless the user set them. Without the first two, a client facing a dead server retries
 #: with backoff for minutes; the third stops ``set_terminated`` from printing two "View run"
@@ -169,75 +167,33 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
         if experiment_name:
             # The private config copy: a ``with tracker:`` run is named after it too.
             self.config.experiment_name = experiment_name
-        self._flusher: threading.Thread | None = None
-        self._stop_flusher: threading.Event | None = None
-        self._background_error: BaseException | None = None
+        self._store = _TrackingStore(self.client, self._exception_type, self.tracking_uri)
+        self._batcher = LogBatcher(self.client, self._entities, self._exception_type,
+                                   self._store.error, self._lock, self._runs, flush_interval)
+        self._artifacts = _ArtifactUploader(self.client)
         self._run_experiments: dict[str, str] = {}
-        self._source: dict[str, str] | None = None
         try:
             with _quiet_schema_setup():
-                self.experiment_id: str = self._ensure_experiment(artifact_location)
+                self.experiment_id: str = self._store.open_experiment(
+                    self.experiment_name, artifact_location)
         except self._exception_type as exc:
-            raise self._error(f"cannot open experiment {self.experiment_name!r}", exc) from exc
+            raise self._store.error(
+                f"cannot open experiment {self.experiment_name!r}", exc) from exc
 
     # -- backend interface ------------------------------------------------------------------
 
     def _open_run(self, name: str, run_id: str | None, parent: MLflowRun | None) -> MLflowRun:
-        self._raise_background_error()
+        self._batcher.raise_background_error()
         if run_id is not None:
             run = self._resume(run_id, name, parent)
         else:
-            started = utc_now()
-            tags = {**self._source_tags(), **{sanitize_key(tag): "true" for tag in self.config.tags}}
-            if self.config.notes:
-                tags[_NOTE_TAG] = _cut(self.config.notes, MAX_TAG_VAL_LENGTH, "notes")
-            if parent is not None:
-                tags[_PARENT_TAG] = parent.run_id
-            created = self.client.create_run(
-                self.experiment_id, start_time=_ms(started.timestamp()), tags=tags, run_name=name
-            )
-            run = MLflowRun(
-                run_id=created.info.run_id,
-                name=name,
-                parent=parent,
-                started_at=started,
-                experiment_id=self.experiment_id,
-            )
+            run = self._store.create_run(self.experiment_id, name, self.config, parent)
         self._run_experiments[run.run_id] = run.experiment_id
-        self._start_flusher()
+        self._batcher.start_timer()
         return run
 
-    def _source_tags(self) -> dict[str, str]:
-        """What MLflow's own clients tag a run with (its context providers: ``mlflow.user``,
-        ``mlflow.source.name``/``type``, and git when GitPython is there), plus the git tags
-        from the ``git`` command when those are missing. Its UI fills "Source" and "Created
-        by" from them. Found once per tracker."""
-        if self._source is None:
-            try:
-                registry = importlib.import_module("mlflow.tracking.context.registry")
-                found: dict[str, str] = {k: str(v) for k, v in registry.resolve_tags().items()}
-            except Exception:  # noqa: BLE001 - the tags are a courtesy; never fail a run for them
-                found = {}
-            for key, value in _git_tags(Path.cwd()).items():
-                found.setdefault(key, value)
-            self._source = {key: redact_text(value)[:MAX_TAG_VAL_LENGTH]
-                            for key, value in found.items()}
-        return self._source
-
     def _resume(self, run_id: str, name: str, parent: MLflowRun | None) -> MLflowRun:
-        try:
-            existing = self.client.get_run(run_id)
-        except self._exception_type as exc:
-            if getattr(exc, "error_code", None) in _MISSING_RUN_CODES:
-                raise ValueError(
-                    f"cannot resume MLflow run {run_id!r}: no such run in {self.tracking_uri}"
-                ) from exc
-            raise
-        if existing.info.lifecycle_stage == "deleted":
-            raise ValueError(f"cannot resume MLflow run {run_id!r}: it was deleted")
-        self.client.update_run(run_id, status="RUNNING")
-        if parent is not None:
-            self.client.set_tag(run_id, _PARENT_TAG, parent.run_id)
+        existing = self._store.reopen_run(run_id, parent)
         run = MLflowRun(
             run_id=run_id,
             name=existing.info.run_name or name,
@@ -245,268 +201,66 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
             experiment_id=existing.info.experiment_id,
             resumed=True,
         )
-        for metric in existing.data.to_proto().metrics:
-            run.last_step = max(run.last_step, metric.step)
-            run.clock = max(run.clock, metric.timestamp)
-        params: dict[str, str] = dict(existing.data.params)
-        run.param_values.update(params)
-        for key, value in params.items():
-            base, dot, version = key.rpartition(".v")
-            if (dot and version.isdigit() and base in params
-                    and int(version) > run.param_versions.get(base, 1)):
-                run.param_versions[base] = int(version)
-                run.param_latest[base] = value
+        self._batcher.restore(run, existing)
         return run
 
     def _record_metrics(
         self, run: MLflowRun, metrics: dict[str, float], step: int, timestamp: float
     ) -> None:
-        self._raise_background_error()
-        # MLflow's "latest value" is the one with the largest (step, timestamp, value): a
-        # strictly increasing timestamp makes the last value logged at a step win.
-        when = run.clock = max(_ms(timestamp), run.clock + 1)
-        run.metrics.extend([(key, value, when, step) for key, value in metrics.items()])
-        if len(run.metrics) >= MAX_METRICS_PER_BATCH:
-            self._flush_run(run, full_only=True)
+        self._batcher.raise_background_error()
+        self._batcher.record_metrics(run, metrics, step, timestamp)
 
     def _record_params(self, run: MLflowRun, params: dict[str, Any]) -> None:
-        self._raise_background_error()
-        for key, raw in params.items():
-            value = _cut(param_string(raw), MAX_PARAM_VAL_LENGTH, f"param {key!r}")
-            target = key
-            current = run.param_latest[key] if key in run.param_latest else (
-                run.param_values.get(key))
-            if current is not None:
-                if current == value:
-                    continue
-                target = self._next_version(run, key)
-                run.param_latest[key] = value
-            run.param_values[target] = value
-            run.params[target] = value
-        if len(run.params) >= MAX_PARAMS_TAGS_PER_BATCH:
-            self._flush_run(run, full_only=True)
-
-    def _next_version(self, run: MLflowRun, key: str) -> str:
-        version = run.param_versions.get(key, 1)
-        while True:
-            version += 1
-            candidate = sanitize_key(f"{key}.v{version}")
-            if candidate not in run.param_values:
-                run.param_versions[key] = version
-                return candidate
+        self._batcher.raise_background_error()
+        self._batcher.record_params(run, params)
 
     def _record_artifact(self, run: MLflowRun, artifact: Artifact) -> None:
-        self._raise_background_error()
-        name = self._free_artifact_name(run, artifact.name)
-        run.artifact_names.add(name)
-        source = artifact.source
-        if source.is_dir():
-            self.client.log_artifacts(run.run_id, str(source), artifact_path=name)
-        else:
-            folder = posixpath.dirname(name) or None
-            filename = posixpath.basename(name)
-            if source.name == filename:
-                self.client.log_artifact(run.run_id, str(source), artifact_path=folder)
-            else:
-                # MLflow names an uploaded file after its source; give it the requested name.
-                with tempfile.TemporaryDirectory(prefix="insidellms-mlflow-") as tmp:
-                    renamed = Path(tmp) / filename
-                    shutil.copy2(source, renamed)
-                    self.client.log_artifact(run.run_id, str(renamed), artifact_path=folder)
-        # MLflow keeps no metadata per artifact: where it came from is a run tag.
-        origin = artifact.origin or str(source)
-        self.client.set_tag(run.run_id, sanitize_key(f"{ARTIFACT_SOURCE_TAG}/{name}"),
-                            _cut(origin, MAX_TAG_VAL_LENGTH, f"source of artifact {name!r}"))
-
-    def _free_artifact_name(self, run: MLflowRun, name: str) -> str:
-        """``name``, numbered as the local backend numbers it when the run has it already (an
-        upload under a taken name would replace the earlier file)."""
-        if run.resumed:
-            # What the run held before this tracker opened it, one listing per folder.
-            folder = posixpath.dirname(name)
-            if folder not in run.listed_folders:
-                run.listed_folders.add(folder)
-                listed = self.client.list_artifacts(run.run_id, folder or None)
-                run.artifact_names.update(info.path for info in listed)
-        return numbered_name(name, run.artifact_names)
+        self._batcher.raise_background_error()
+        self._artifacts.upload(run, artifact)
 
     def _close_run(self, run: MLflowRun, status: str, ended_at: datetime) -> None:
         try:
-            self._flush_run(run)
+            self._batcher.flush_run(run)
         finally:
             if not self._runs:
-                self._halt_flusher()
+                self._batcher.halt_timer()
             self.client.set_terminated(
-                run.run_id, _STATUS[status], end_time=_ms(ended_at.timestamp())
+                run.run_id, _STATUS[status], end_time=ms(ended_at.timestamp())
             )
-        self._raise_background_error()
+        self._batcher.raise_background_error()
 
     # -- buffering --------------------------------------------------------------------------
 
     def flush(self) -> None:
         """Send every buffered metric and param now."""
         with self._lock:
-            self._raise_background_error()
-            self._flush_all()
+            self._batcher.raise_background_error()
+            self._batcher.flush_all()
 
     def close(self) -> None:
         """Flush and stop the background flush thread. Open runs stay open; the thread
         starts again with the next run."""
+        thread = None
         with self._lock:
-            thread = self._flusher
             try:
-                self._flush_all()
+                self._batcher.flush_all()
             finally:
-                self._halt_flusher()
+                thread = self._batcher.halt_timer()
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=self.flush_interval + 30)
 
-    def _flush_all(self, idle_only: bool = False) -> None:
-        """Send every run's buffer; ``idle_only`` (the timer): only of runs that sent nothing
-        for ``flush_interval``. A run whose batches keep filling up has its data on its way,
-        and a timer request in between is one more request with params, each of which
-        makes MLflow's sql store re-read every param of the run."""
-        first_error: BaseException | None = None
-        now = time.monotonic()
-        for run in list(self._runs.values()):
-            if idle_only and now - run.last_sent < self.flush_interval:
-                continue
-            try:
-                self._flush_run(run)
-            except Exception as exc:  # noqa: BLE001 - the other runs still deserve their data
-                first_error = first_error or exc
-        if first_error is not None:
-            raise first_error
-
-    def _flush_run(self, run: MLflowRun, full_only: bool = False) -> None:
-        """Send the run's buffer in log_batch requests. ``full_only`` (a batch filled up):
-        send only full requests and keep the rest buffered; sending the few values past a
-        full request in a request of their own doubled the requests, and each request with
-        params makes MLflow's sql store re-read every param of the run."""
-        while run.metrics or run.params:
-            if full_only and not _fills_a_request(run):
-                return
-            budget = _REQUEST_BUDGET
-            params: list[Any] = []
-            for key in list(run.params)[:MAX_PARAMS_TAGS_PER_BATCH]:
-                size = _json_size(key) + _json_size(run.params[key]) + 32
-                if params and size > budget:
-                    break
-                budget -= size
-                params.append(self._entities.Param(key, run.params.pop(key)))
-            room = min(MAX_METRICS_PER_BATCH, MAX_ENTITIES_PER_BATCH - len(params))
-            count = 0
-            for key, *_ in run.metrics[:room]:
-                size = _json_size(key) + 96
-                if (params or count) and size > budget:
-                    break
-                budget -= size
-                count += 1
-            metric = self._entities.Metric
-            metrics = [metric(*values) for values in run.metrics[:count]]
-            del run.metrics[:count]
-            run.last_sent = time.monotonic()
-            try:
-                self.client.log_batch(run.run_id, metrics=metrics, params=params, synchronous=True)
-            except self._exception_type as exc:
-                what = f"logging {len(metrics)} metrics and {len(params)} params to run"
-                raise self._error(f"{what} {run.run_id} failed", exc) from exc
-
-    def _start_flusher(self) -> None:
-        if self._flusher is not None:
-            return
-        stop = threading.Event()
-        thread = threading.Thread(
-            target=self._flush_periodically,
-            args=(stop,),
-            name="insidellms-mlflow-flush",
-            daemon=True,
-        )
-        self._flusher, self._stop_flusher = thread, stop
-        thread.start()
-
-    def _halt_flusher(self) -> None:
-        # No join here: the caller holds the lock the thread may be waiting for. The thread
-        # sees its event as soon as it gets the lock, and exits.
-        if self._stop_flusher is not None:
-            self._stop_flusher.set()
-        self._flusher = self._stop_flusher = None
-
-    def _flush_periodically(self, stop: threading.Event) -> None:
-        while not stop.wait(self.flush_interval):
-            with self._lock:
-                if stop.is_set():
-                    return
-                try:
-                    self._flush_all(idle_only=True)
-                except Exception as exc:  # noqa: BLE001 - no caller here; the next call reports it
-                    self._background_error = self._background_error or exc
-
-    def _raise_background_error(self) -> None:
-        error, self._background_error = self._background_error, None
-        if error is None:
-            return
-        if isinstance(error, TrackingError):
-            raise error
-        raise self._error("a background flush failed", error) from error
-
-    def _error(self, what: str, exc: BaseException) -> TrackingError:
-        message = redact_text(f"MLflow at {self.tracking_uri}: {what}: {exc}")
-        return TrackingError(message, [(self.backend_name, exc)])
-
     # -- experiments, locations, models -----------------------------------------------------
-
-    def _ensure_experiment(self, artifact_location: str | None) -> str:
-        experiment = self.client.get_experiment_by_name(self.experiment_name)
-        if experiment is None:
-            location = artifact_location
-            if location is None:
-                location = _default_artifact_location(self.tracking_uri)
-            elif len(urlparse(location).scheme) <= 1:  # a local path (maybe C:\\...)
-                location = Path(location).resolve().as_uri()
-            try:
-                created: str = self.client.create_experiment(
-                    self.experiment_name, artifact_location=location,
-                    tags={EXPERIMENT_KIND_TAG: MODEL_DEVELOPMENT},
-                )
-                return created
-            except self._exception_type as exc:
-                # Another process may have created it between our two calls.
-                if getattr(exc, "error_code", None) not in _EXISTS_CODES:
-                    raise
-            experiment = self.client.get_experiment_by_name(self.experiment_name)
-        if experiment.lifecycle_stage == "deleted":
-            raise self._exception_type(
-                f"experiment {self.experiment_name!r} is deleted; restore it "
-                f"(MlflowClient.restore_experiment) or choose another name"
-            )
-        found: str = experiment.experiment_id
-        if EXPERIMENT_KIND_TAG not in experiment.tags:
-            # Without it, MLflow 3's UI opens the experiment on its GenAI traces view.
-            self.client.set_experiment_tag(found, EXPERIMENT_KIND_TAG, MODEL_DEVELOPMENT)
-        return found
 
     def find_run(self, name: str, parent_run_id: str | None, started_after: datetime) -> str | None:
         """A run still RUNNING with this name and parent, started no earlier than
         ``started_after``: the newest, or None (``sync`` asks when a start was in doubt)."""
-        if parent_run_id is not None:
-            query = f"tags.{_PARENT_TAG} = '{parent_run_id}'"
-        else:
-            quote = next((q for q in ("'", '"') if q not in name), None)
-            query = "" if quote is None else f"attributes.run_name = {quote}{name}{quote}"
-        since = _ms(started_after.timestamp())
-        found = [run for run in self.client.search_runs([self.experiment_id], filter_string=query)
-                 if run.info.run_name == name and run.info.status == "RUNNING"
-                 and run.info.start_time >= since
-                 and run.data.tags.get(_PARENT_TAG) == parent_run_id]
-        newest = max(found, key=lambda run: run.info.start_time, default=None)
-        return None if newest is None else str(newest.info.run_id)
+        return self._store.find_run(self.experiment_id, name, parent_run_id, started_after)
 
     def metric_steps(self, run_id: str) -> dict[str, set[int]]:
         """The steps each metric of a stored run already has (``sync`` skips those points)."""
         with self._lock:
             if run_id in self._runs:
-                self._flush_run(self._runs[run_id])
+                self._batcher.flush_run(self._runs[run_id])
             keys = self.client.get_run(run_id).data.metrics
             return {key: {m.step for m in self.client.get_metric_history(run_id, key)}
                     for key in keys}
@@ -562,32 +316,183 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
         """Register ``model_uri`` (``runs:/<run id>/<path>`` or a storage URI) as a new
         version of the registered model ``model_name`` (created when missing). Returns the
         ``ModelVersion``."""
+        return self._store.register_model(model_uri, model_name)
+
+
+class _TrackingStore:
+    """The tracking store as one tracker sees it, through its ``MlflowClient``: the
+    experiment (created with MLflow 3's experiment kind), the tags a new run starts with,
+    reopening a run, searching runs, the model registry, and how a failure reads."""
+
+    def __init__(self, client: Any, exception_type: type[Exception], tracking_uri: str) -> None:
+        self._client = client
+        self._exception_type = exception_type
+        self._tracking_uri = tracking_uri
+        self._source: dict[str, str] | None = None
+
+    def error(self, what: str, exc: BaseException) -> TrackingError:
+        message = redact_text(f"MLflow at {self._tracking_uri}: {what}: {exc}")
+        return TrackingError(message, [(MLflowTracker.backend_name, exc)])
+
+    def open_experiment(self, experiment_name: str, artifact_location: str | None) -> str:
+        """The id of ``experiment_name``, created when missing."""
+        experiment = self._client.get_experiment_by_name(experiment_name)
+        if experiment is None:
+            location = artifact_location
+            if location is None:
+                location = _default_artifact_location(self._tracking_uri)
+            elif len(urlparse(location).scheme) <= 1:  # a local path (maybe C:\\...)
+                location = Path(location).resolve().as_uri()
+            try:
+                created: str = self._client.create_experiment(
+                    experiment_name, artifact_location=location,
+                    tags={EXPERIMENT_KIND_TAG: MODEL_DEVELOPMENT},
+                )
+                return created
+            except self._exception_type as exc:
+                # Another process may have created it between our two calls.
+                if getattr(exc, "error_code", None) not in _EXISTS_CODES:
+                    raise
+            experiment = self._client.get_experiment_by_name(experiment_name)
+        if experiment.lifecycle_stage == "deleted":
+            raise self._exception_type(
+                f"experiment {experiment_name!r} is deleted; restore it "
+                f"(MlflowClient.restore_experiment) or choose another name"
+            )
+        found: str = experiment.experiment_id
+        if EXPERIMENT_KIND_TAG not in experiment.tags:
+            # Without it, MLflow 3's UI opens the experiment on its GenAI traces view.
+            self._client.set_experiment_tag(found, EXPERIMENT_KIND_TAG, MODEL_DEVELOPMENT)
+        return found
+
+    def create_run(
+        self, experiment_id: str, name: str, config: TrackingConfig, parent: MLflowRun | None
+    ) -> MLflowRun:
+        """A new run, tagged with its source, the config's tags and notes, and its parent."""
+        started = utc_now()
+        tags = {**self._source_tags(), **{sanitize_key(tag): "true" for tag in config.tags}}
+        if config.notes:
+            tags[_NOTE_TAG] = cut(config.notes, MAX_TAG_VAL_LENGTH, "notes")
+        if parent is not None:
+            tags[_PARENT_TAG] = parent.run_id
+        created = self._client.create_run(
+            experiment_id, start_time=ms(started.timestamp()), tags=tags, run_name=name
+        )
+        return MLflowRun(
+            run_id=created.info.run_id,
+            name=name,
+            parent=parent,
+            started_at=started,
+            experiment_id=experiment_id,
+        )
+
+    def _source_tags(self) -> dict[str, str]:
+        """What MLflow's own clients tag a run with (its context providers: ``mlflow.user``,
+        ``mlflow.source.name``/``type``, and git when GitPython is there), plus the git tags
+        from the ``git`` command when those are missing. Its UI fills "Source" and "Created
+        by" from them. Found once per tracker."""
+        if self._source is None:
+            try:
+                registry = importlib.import_module("mlflow.tracking.context.registry")
+                found: dict[str, str] = {k: str(v) for k, v in registry.resolve_tags().items()}
+            except Exception:  # noqa: BLE001 - the tags are a courtesy; never fail a run for them
+                found = {}
+            for key, value in _git_tags(Path.cwd()).items():
+                found.setdefault(key, value)
+            self._source = {key: redact_text(value)[:MAX_TAG_VAL_LENGTH]
+                            for key, value in found.items()}
+        return self._source
+
+    def reopen_run(self, run_id: str, parent: MLflowRun | None) -> Any:
+        """Mark a stored run RUNNING again (under ``parent``) and return it as MLflow has it."""
         try:
-            self.client.create_registered_model(model_name)
+            existing = self._client.get_run(run_id)
+        except self._exception_type as exc:
+            if getattr(exc, "error_code", None) in _MISSING_RUN_CODES:
+                raise ValueError(
+                    f"cannot resume MLflow run {run_id!r}: no such run in {self._tracking_uri}"
+                ) from exc
+            raise
+        if existing.info.lifecycle_stage == "deleted":
+            raise ValueError(f"cannot resume MLflow run {run_id!r}: it was deleted")
+        self._client.update_run(run_id, status="RUNNING")
+        if parent is not None:
+            self._client.set_tag(run_id, _PARENT_TAG, parent.run_id)
+        return existing
+
+    def find_run(
+        self, experiment_id: str, name: str, parent_run_id: str | None, started_after: datetime
+    ) -> str | None:
+        if parent_run_id is not None:
+            query = f"tags.{_PARENT_TAG} = '{parent_run_id}'"
+        else:
+            quote = next((q for q in ("'", '"') if q not in name), None)
+            query = "" if quote is None else f"attributes.run_name = {quote}{name}{quote}"
+        since = ms(started_after.timestamp())
+        found = [run for run in self._client.search_runs([experiment_id], filter_string=query)
+                 if run.info.run_name == name and run.info.status == "RUNNING"
+                 and run.info.start_time >= since
+                 and run.data.tags.get(_PARENT_TAG) == parent_run_id]
+        newest = max(found, key=lambda run: run.info.start_time, default=None)
+        return None if newest is None else str(newest.info.run_id)
+
+    def register_model(self, model_uri: str, model_name: str) -> Any:
+        try:
+            self._client.create_registered_model(model_name)
         except self._exception_type as exc:
             if getattr(exc, "error_code", None) not in _EXISTS_CODES:
                 raise
         source, run_id = model_uri, None
         if model_uri.startswith("runs:/"):
             run_id, _, path = model_uri[len("runs:/") :].partition("/")
-            artifact_root = self.client.get_run(run_id).info.artifact_uri.rstrip("/")
+            artifact_root = self._client.get_run(run_id).info.artifact_uri.rstrip("/")
             source = f"{artifact_root}/{path}" if path else artifact_root
-        return self.client.create_model_version(model_name, source, run_id=run_id)
+        return self._client.create_model_version(model_name, source, run_id=run_id)
+
+
+class _ArtifactUploader:
+    """Uploads artifacts under the names asked for (numbered when the run has the name
+    already) and tags each with where it came from."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def upload(self, run: MLflowRun, artifact: Artifact) -> None:
+        name = self._free_name(run, artifact.name)
+        run.artifact_names.add(name)
+        source = artifact.source
+        if source.is_dir():
+            self._client.log_artifacts(run.run_id, str(source), artifact_path=name)
+        else:
+            folder = posixpath.dirname(name) or None
+            filename = posixpath.basename(name)
+            if source.name == filename:
+                self._client.log_artifact(run.run_id, str(source), artifact_path=folder)
+            else:
+                # MLflow names an uploaded file after its source; give it the requested name.
+                with tempfile.TemporaryDirectory(prefix="insidellms-mlflow-") as tmp:
+                    renamed = Path(tmp) / filename
+                    shutil.copy2(source, renamed)
+                    self._client.log_artifact(run.run_id, str(renamed), artifact_path=folder)
+        # MLflow keeps no metadata per artifact: where it came from is a run tag.
+        origin = artifact.origin or str(source)
+        self._client.set_tag(run.run_id, sanitize_key(f"{ARTIFACT_SOURCE_TAG}/{name}"),
+                             cut(origin, MAX_TAG_VAL_LENGTH, f"source of artifact {name!r}"))
+
+    def _free_name(self, run: MLflowRun, name: str) -> str:
+        """``name``, numbered as the local backend numbers it when the run has it already (an
+        upload under a taken name would replace the earlier file)."""
+        if run.resumed:
+            # What the run held before this tracker opened it, one listing per folder.
+            folder = posixpath.dirname(name)
+            if folder not in run.listed_folders:
+                run.listed_folders.add(folder)
+                listed = self._client.list_artifacts(run.run_id, folder or None)
+                run.artifact_names.update(info.path for info in listed)
+        return numbered_name(name, run.artifact_names)
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def param_string(value: Any) -> str:
-    """How a plain-JSON param value is spelled in MLflow: lists and dicts as compact JSON,
-    everything else with ``str``."""
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    return value if isinstance(value, str) else str(value)
-
-
-def _cut(text: str, limit: int, what: str) -> str:
-    return cut_text(text, limit, f"MLflow: {what}", TrackingWarning)
 
 
 def _git_tags(directory: Path) -> dict[str, str]:
@@ -611,20 +516,6 @@ def _git_tags(directory: Path) -> dict[str, str]:
         elif tag.endswith("commit"):
             return tags  # not a checkout
     return tags
-
-
-def _fills_a_request(run: MLflowRun) -> bool:
-    params, metrics = len(run.params), len(run.metrics)
-    return (params >= MAX_PARAMS_TAGS_PER_BATCH or metrics >= MAX_METRICS_PER_BATCH
-            or params + metrics >= MAX_ENTITIES_PER_BATCH)
-
-
-def _ms(seconds: float) -> int:
-    return int(seconds * 1000)
-
-
-def _json_size(text: str) -> int:
-    return len(json.dumps(text))
 
 
 def _sqlite_path(uri: str) -> tuple[Path, str] | None:
