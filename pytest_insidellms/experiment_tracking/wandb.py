@@ -34,7 +34,7 @@ import string
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -137,28 +137,7 @@ class WandBTracker(ExperimentTracker[WandBRun]):
         **init_kwargs: Any,
     ) -> None:
         super().__init__(config)
-        clash = sorted(_OWN_INIT_KEYS.intersection(init_kwargs))
-        if clash:
-            raise TypeError(
-                f"WandBTracker sets {', '.join(clash)} itself; use the tracker's arguments and"
-                " TrackingConfig (project, tags, notes) instead of passing them to wandb.init"
-            )
-        if isinstance(job_types, str) or not job_types or not all(
-            isinstance(j, str) and j for j in job_types
-        ):
-            raise TypeError(f"job_types must be a non-empty sequence of strings, got {job_types!r}")
-        if isinstance(finish_timeout, bool) or not isinstance(finish_timeout, (int, float)) or (
-            finish_timeout <= 0
-        ):
-            raise ValueError(
-                f"finish_timeout must be a positive number of seconds, got {finish_timeout!r}"
-            )
-        if isinstance(flush_interval, bool) or not isinstance(flush_interval, (int, float)) or (
-            flush_interval <= 0
-        ):
-            raise ValueError(
-                f"flush_interval must be a positive number of seconds, got {flush_interval!r}"
-            )
+        _check_arguments(init_kwargs, job_types, finish_timeout, flush_interval)
         self.project: str = project or self.config.project
         check_wandb_project(self.project)
         self.config.project = self.project  # the tracker's private copy says where runs go
@@ -171,15 +150,12 @@ class WandBTracker(ExperimentTracker[WandBRun]):
         self.dir = Path(dir or os.environ.get("WANDB_DIR") or os.getcwd()).absolute()
         self.finish_timeout = float(finish_timeout)
         self.flush_interval = float(flush_interval)
-        self._flusher: _ParamFlusher | None = None
+        self._params = _ParamSender(self.flush_interval, self._lock, self._runs)
         self.job_types = tuple(job_types)
         self._settings_overrides = _settings_mapping(init_kwargs.pop("settings", None))
         self._init_kwargs = init_kwargs
         self._tags = clean_wandb_tags(self.config.tags, TrackingWarning)
-        #: Per run id: its online URL, or its offline directory and the root run it belongs to.
-        self._locations: dict[str, _Location] = {}
-        #: Offline run directories by root run id: every directory of one run tree.
-        self._offline_dirs: dict[str, list[str]] = {}
+        self._locations = _RunLocations()
         self._wandb = import_sdk("wandb", "wandb")
         self._prepare_environment()
 
@@ -213,35 +189,16 @@ class WandBTracker(ExperimentTracker[WandBRun]):
         Cells become plain JSON data; credential-looking text in them is redacted.
         """
         key = sanitize_key(name)
-        row_list = list(rows)
-        if not row_list and columns is None:
+        table_data = _table_data(rows, columns, self.config.redact_patterns)
+        if table_data is None:
             return  # no rows and no columns: nothing to show (with columns: an empty table)
-        if columns is None:
-            if not row_list or not isinstance(row_list[0], Mapping):
-                raise ValueError("log_table needs columns= unless rows are mappings")
-            columns = [str(c) for c in row_list[0]]
-        columns = list(columns)
-        data = [self._table_row(row, columns) for row in row_list]
+        columns, data = table_data
         with self._lock:
             run = self._resolve(run_id)
             step = max(run.last_step, 0)
             run.last_step = step
             table = self._wandb.Table(columns=columns, data=data)
             run.handle.log({key: table, STEP_METRIC: step})
-
-    def _table_row(self, row: Mapping[str, Any] | Sequence[Any], columns: list[str]) -> list[Any]:
-        if isinstance(row, Mapping):
-            extra = [k for k in row if k not in columns]
-            if extra:
-                raise ValueError(f"table row has keys outside the columns {columns}: {extra}")
-            cells = [row.get(c) for c in columns]
-        elif isinstance(row, Sequence) and not isinstance(row, (str, bytes)):
-            if len(row) != len(columns):
-                raise ValueError(f"table row has {len(row)} cells for {len(columns)} columns")
-            cells = list(row)
-        else:
-            raise TypeError(f"table rows must be mappings or sequences, got {type(row).__name__}")
-        return [redact_value(to_jsonable(c), self.config.redact_patterns) for c in cells]
 
     def watch_model(
         self, model: Any, log_freq: int = 100, *, run_id: str | None = None, **kwargs: Any
@@ -260,7 +217,7 @@ class WandBTracker(ExperimentTracker[WandBRun]):
             key = self._resolve(None).run_id if run_id is None else run_id
             if key not in self._locations:
                 self._open(key)  # raises the usual "no open run" error
-            return self._locations[key].describe(self._offline_dirs)
+            return self._locations.describe(key)
 
     # -- backend interface ------------------------------------------------------------------
 
@@ -284,7 +241,7 @@ class WandBTracker(ExperimentTracker[WandBRun]):
             "id": wanted_id,
             "reinit": "create_new",
             "dir": str(self.dir),
-            "settings": self._new_settings(),
+            "settings": _new_settings(self._wandb, self._settings_overrides, self.finish_timeout),
         }
         if self.mode is not None:
             kwargs["mode"] = self.mode
@@ -299,140 +256,108 @@ class WandBTracker(ExperimentTracker[WandBRun]):
                        depth=depth, disabled=handle.settings.mode == "disabled")
         if run_id is not None:
             # An online resume brings the summary back: continue after its last step.
-            last = handle.summary.get(STEP_METRIC)
-            if isinstance(last, (int, float)) and not isinstance(last, bool):
-                run.last_step = int(last)
-        root = run.run_id if parent is None else self._locations[parent.run_id].root
-        location = _Location(root=root)
-        if run.disabled:
-            pass
-        elif handle.offline:
-            location.offline_dir = str(handle.sync_dir)
-            self._offline_dirs.setdefault(root, []).append(location.offline_dir)
-        else:
-            location.url = str(handle.url or handle.path)
-        self._locations[run.run_id] = location
+            run.last_step = _summary_step(handle, run.last_step)
+        self._locations.add(run, parent)
         return run
 
     def _record_metrics(
         self, run: WandBRun, metrics: dict[str, float], step: int, timestamp: float
     ) -> None:
-        self._raise_flusher_error()
+        self._params.raise_error()
         run.handle.log({**metrics, STEP_METRIC: step})
-        if run.pending_params and time.monotonic() - run.pending_since >= self.flush_interval:
-            self._send_params(run)
+        self._params.send_if_due(run)
 
     def _record_params(self, run: WandBRun, params: dict[str, Any]) -> None:
-        self._raise_flusher_error()
-        if not run.pending_params:
-            run.pending_since = time.monotonic()
-            if self._flusher is None:
-                self._flusher = _ParamFlusher(self)
-        run.pending_params.update(params)
-        if time.monotonic() - run.pending_since >= self.flush_interval:
-            self._send_params(run)
-
-    def _send_params(self, run: WandBRun) -> None:
-        params, run.pending_params = run.pending_params, {}
-        if params:
-            run.handle.config.update(params, allow_val_change=True)
+        self._params.raise_error()
+        self._params.add(run, params)
 
     def flush(self) -> None:
         """Send every run's pending params to its config now."""
         with self._lock:
-            self._raise_flusher_error()
-            self._flush_params()
+            self._params.raise_error()
+            self._params.send_all()
 
-    def _raise_flusher_error(self) -> None:
-        flusher = self._flusher
-        if flusher is not None and flusher.error is not None:
-            error, flusher.error = flusher.error, None
+    def _record_artifact(self, run: WandBRun, artifact: Artifact) -> None:
+        if run.disabled:
+            return  # W&B would still stage a copy of the files on disk
+        run.handle.log_artifact(_new_artifact(self._wandb, run, artifact))
+
+    def _close_run(self, run: WandBRun, status: str, ended_at: datetime) -> None:
+        error = None
+        try:
+            self._params.send(run)
+            run.handle.summary["status"] = status
+        finally:
+            _finish_within(self.finish_timeout, run, EXIT_CODES[status],
+                           lambda: self._locations.describe(run.run_id))
+            if not self._runs:
+                error = self._params.stop_timer()
+        if error is not None:
             raise error
 
-    def _flush_params(self) -> None:
+class _ParamSender:
+    """Gathers each run's params and sends them to its config at most every
+    ``flush_interval`` seconds: by the next call, or by a daemon thread while the tracker is
+    idle (a failure there is kept and raised by the next call)."""
+
+    def __init__(
+        self, flush_interval: float, lock: threading.RLock, runs: Mapping[str, WandBRun]
+    ) -> None:
+        self._flush_interval = flush_interval
+        self._lock = lock
+        self._runs = runs
+        self._flusher: _ParamFlusher | None = None
+
+    def add(self, run: WandBRun, params: dict[str, Any]) -> None:
+        if not run.pending_params:
+            run.pending_since = time.monotonic()
+            if self._flusher is None:
+                self._flusher = _ParamFlusher(self, self._flush_interval, self._lock)
+        run.pending_params.update(params)
+        self.send_if_due(run)
+
+    def send_if_due(self, run: WandBRun) -> None:
+        if run.pending_params and time.monotonic() - run.pending_since >= self._flush_interval:
+            self.send(run)
+
+    def send(self, run: WandBRun) -> None:
+        params, run.pending_params = run.pending_params, {}
+        if params:
+            run.handle.config.update(params, allow_val_change=True)
+
+    def send_all(self) -> None:
         first_error: Exception | None = None
         for run in list(self._runs.values()):
             try:
-                self._send_params(run)
+                self.send(run)
             except Exception as exc:  # noqa: BLE001 - the other runs still get theirs
                 first_error = first_error or exc
         if first_error is not None:
             raise first_error
 
-    def _record_artifact(self, run: WandBRun, artifact: Artifact) -> None:
-        if run.disabled:
-            return  # W&B would still stage a copy of the files on disk
-        # A second artifact of a taken name would become a new version of the first: number
-        # it as the local backend does, so both stay visible in the run.
-        logged = numbered_name(artifact.name, run.artifact_names)
-        run.artifact_names.add(logged)
-        name = wandb_artifact_name(logged)
-        wb_artifact = self._wandb.Artifact(
-            name, type=wandb_artifact_type(artifact.type, name),
-            metadata={"source": artifact.origin or str(artifact.source), "name": logged})
-        if artifact.source.is_dir():
-            wb_artifact.add_dir(str(artifact.source))
-        else:
-            wb_artifact.add_file(str(artifact.source), name=PurePosixPath(logged).name)
-        run.handle.log_artifact(wb_artifact)
-
-    def _close_run(self, run: WandBRun, status: str, ended_at: datetime) -> None:
-        flusher = None
-        try:
-            self._send_params(run)
-            run.handle.summary["status"] = status
-        finally:
-            self._finish(run, EXIT_CODES[status])
-            if not self._runs and self._flusher is not None:
-                flusher, self._flusher = self._flusher, None
-                flusher.stop()
+    def raise_error(self) -> None:
+        flusher = self._flusher
         if flusher is not None and flusher.error is not None:
-            raise flusher.error
+            error, flusher.error = flusher.error, None
+            raise error
 
-    def _finish(self, run: WandBRun, exit_code: int) -> None:
-        errors: list[Exception] = []
-
-        def finish() -> None:
-            try:
-                run.handle.finish(exit_code=exit_code)
-            except Exception as exc:  # noqa: BLE001 - re-raised in the caller's thread
-                errors.append(exc)
-
-        worker = threading.Thread(target=finish, name=f"wandb-finish-{run.run_id}", daemon=True)
-        worker.start()
-        worker.join(self.finish_timeout)
-        timed_out = worker.is_alive() or any(isinstance(e, TimeoutError) for e in errors)
-        if timed_out:
-            found = self._locations.get(run.run_id)
-            where = found.describe(self._offline_dirs) if found else None
-            warnings.warn(
-                f"W&B did not finish run {run.run_id} within {self.finish_timeout:g} s; the"
-                f" tracker moved on and the run's data stays on disk"
-                + (f" ({where})" if where else ""),
-                TrackingWarning,
-                stacklevel=4,
-            )
-        elif errors:
-            raise errors[0]
-
-    def _new_settings(self) -> Any:
-        # wandb.init mutates the Settings it is given: every run gets its own.
-        known = self._wandb.Settings.model_fields
-        values = {k: v for k, v in _DEFAULT_SETTINGS.items() if k in known}
-        # W&B's own bound on the end-of-run upload, so its finish returns rather than being
-        # left hanging in the thread _finish gives up on.
-        bound = {"finish_timeout": self.finish_timeout, "finish_timeout_raises": True}
-        values.update({k: v for k, v in bound.items() if k in known})
-        values.update(self._settings_overrides)
-        return self._wandb.Settings(**values)
+    def stop_timer(self) -> Exception | None:
+        """Stop the thread (the next param starts another); return what it failed with."""
+        flusher, self._flusher = self._flusher, None
+        if flusher is None:
+            return None
+        flusher.stop()
+        return flusher.error
 
 
 class _ParamFlusher:
     """A daemon thread that sends pending params every ``flush_interval`` seconds, so they
     reach W&B while the tracker is idle. A failure is kept and raised by the next call."""
 
-    def __init__(self, tracker: WandBTracker) -> None:
-        self._tracker = tracker
+    def __init__(self, sender: _ParamSender, flush_interval: float, lock: threading.RLock) -> None:
+        self._sender = sender
+        self._flush_interval = flush_interval
+        self._lock = lock
         self._stop = threading.Event()
         self.error: Exception | None = None
         threading.Thread(target=self._run, name="insidellms-wandb-params", daemon=True).start()
@@ -443,17 +368,140 @@ class _ParamFlusher:
         self._stop.set()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._tracker.flush_interval):
-            with self._tracker._lock:
+        while not self._stop.wait(self._flush_interval):
+            with self._lock:
                 if self._stop.is_set():
                     return
                 try:
-                    self._tracker._flush_params()
+                    self._sender.send_all()
                 except Exception as exc:  # noqa: BLE001 - no caller here; see the class docstring
                     self.error = self.error or exc
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def _check_arguments(
+    init_kwargs: Mapping[str, Any],
+    job_types: Sequence[str],
+    finish_timeout: float,
+    flush_interval: float,
+) -> None:
+    """Reject :class:`WandBTracker` arguments it cannot use, before anything is set up."""
+    clash = sorted(_OWN_INIT_KEYS.intersection(init_kwargs))
+    if clash:
+        raise TypeError(
+            f"WandBTracker sets {', '.join(clash)} itself; use the tracker's arguments and"
+            " TrackingConfig (project, tags, notes) instead of passing them to wandb.init"
+        )
+    if isinstance(job_types, str) or not job_types or not all(
+        isinstance(j, str) and j for j in job_types
+    ):
+        raise TypeError(f"job_types must be a non-empty sequence of strings, got {job_types!r}")
+    for what, seconds in (("finish_timeout", finish_timeout), ("flush_interval", flush_interval)):
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
+            raise ValueError(f"{what} must be a positive number of seconds, got {seconds!r}")
+
+
+def _new_artifact(wandb: Any, run: WandBRun, artifact: Artifact) -> Any:
+    """The ``wandb.Artifact`` of ``artifact``, named for ``run``."""
+    # A second artifact of a taken name would become a new version of the first: number
+    # it as the local backend does, so both stay visible in the run.
+    logged = numbered_name(artifact.name, run.artifact_names)
+    run.artifact_names.add(logged)
+    name = wandb_artifact_name(logged)
+    wb_artifact = wandb.Artifact(
+        name, type=wandb_artifact_type(artifact.type, name),
+        metadata={"source": artifact.origin or str(artifact.source), "name": logged})
+    if artifact.source.is_dir():
+        wb_artifact.add_dir(str(artifact.source))
+    else:
+        wb_artifact.add_file(str(artifact.source), name=PurePosixPath(logged).name)
+    return wb_artifact
+
+
+def _summary_step(handle: Any, default: int) -> int:
+    last = handle.summary.get(STEP_METRIC)
+    if isinstance(last, (int, float)) and not isinstance(last, bool):
+        return int(last)
+    return default
+
+
+def _table_data(
+    rows: Iterable[Mapping[str, Any] | Sequence[Any]],
+    columns: Sequence[str] | None,
+    redact_patterns: Sequence[str],
+) -> tuple[list[str], list[list[Any]]] | None:
+    """The columns and cells of a table (see :meth:`WandBTracker.log_table`); None for no
+    rows and no columns."""
+    row_list = list(rows)
+    if not row_list and columns is None:
+        return None
+    if columns is None:
+        if not row_list or not isinstance(row_list[0], Mapping):
+            raise ValueError("log_table needs columns= unless rows are mappings")
+        columns = [str(c) for c in row_list[0]]
+    column_list = list(columns)
+    return column_list, [_table_row(row, column_list, redact_patterns) for row in row_list]
+
+
+def _table_row(
+    row: Mapping[str, Any] | Sequence[Any], columns: list[str], redact_patterns: Sequence[str]
+) -> list[Any]:
+    if isinstance(row, Mapping):
+        extra = [k for k in row if k not in columns]
+        if extra:
+            raise ValueError(f"table row has keys outside the columns {columns}: {extra}")
+        cells = [row.get(c) for c in columns]
+    elif isinstance(row, Sequence) and not isinstance(row, (str, bytes)):
+        if len(row) != len(columns):
+            raise ValueError(f"table row has {len(row)} cells for {len(columns)} columns")
+        cells = list(row)
+    else:
+        raise TypeError(f"table rows must be mappings or sequences, got {type(row).__name__}")
+    return [redact_value(to_jsonable(c), redact_patterns) for c in cells]
+
+
+def _finish_within(
+    timeout: float, run: WandBRun, exit_code: int, where_is: Callable[[], str | None]
+) -> None:
+    """``run.handle.finish`` in a thread given ``timeout`` seconds; a hang becomes a
+    :class:`TrackingWarning` naming where the run's data stays (``where_is()``)."""
+    errors: list[Exception] = []
+
+    def finish() -> None:
+        try:
+            run.handle.finish(exit_code=exit_code)
+        except Exception as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=finish, name=f"wandb-finish-{run.run_id}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    timed_out = worker.is_alive() or any(isinstance(e, TimeoutError) for e in errors)
+    if timed_out:
+        where = where_is()
+        warnings.warn(
+            f"W&B did not finish run {run.run_id} within {timeout:g} s; the"
+            f" tracker moved on and the run's data stays on disk"
+            + (f" ({where})" if where else ""),
+            TrackingWarning,
+            stacklevel=4,
+        )
+    elif errors:
+        raise errors[0]
+
+
+def _new_settings(wandb: Any, overrides: Mapping[str, Any], finish_timeout: float) -> Any:
+    # wandb.init mutates the Settings it is given: every run gets its own.
+    known = wandb.Settings.model_fields
+    values = {k: v for k, v in _DEFAULT_SETTINGS.items() if k in known}
+    # W&B's own bound on the end-of-run upload, so its finish returns rather than being
+    # left hanging in the thread _finish_within gives up on.
+    bound = {"finish_timeout": finish_timeout, "finish_timeout_raises": True}
+    values.update({k: v for k, v in bound.items() if k in known})
+    values.update(overrides)
+    return wandb.Settings(**values)
 
 
 def _settings_mapping(settings: Any) -> dict[str, Any]:
@@ -473,6 +521,36 @@ def _settings_mapping(settings: Any) -> dict[str, Any]:
 def _new_run_id() -> str:
     """Eight lowercase letters and digits, the shape of W&B's own run ids."""
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
+
+
+class _RunLocations:
+    """Where each run of the tracker is (also after it ended): its online URL, or its
+    offline directory and the directories of its whole tree for ``wandb sync``."""
+
+    def __init__(self) -> None:
+        self._locations: dict[str, _Location] = {}
+        #: Offline run directories by root run id: every directory of one run tree.
+        self._offline_dirs: dict[str, list[str]] = {}
+
+    def __contains__(self, run_id: object) -> bool:
+        return run_id in self._locations
+
+    def add(self, run: WandBRun, parent: WandBRun | None) -> None:
+        handle = run.handle
+        root = run.run_id if parent is None else self._locations[parent.run_id].root
+        location = _Location(root=root)
+        if run.disabled:
+            pass
+        elif handle.offline:
+            location.offline_dir = str(handle.sync_dir)
+            self._offline_dirs.setdefault(root, []).append(location.offline_dir)
+        else:
+            location.url = str(handle.url or handle.path)
+        self._locations[run.run_id] = location
+
+    def describe(self, run_id: str) -> str | None:
+        found = self._locations.get(run_id)
+        return found.describe(self._offline_dirs) if found else None
 
 
 @dataclass
