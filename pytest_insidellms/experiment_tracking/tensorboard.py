@@ -48,7 +48,7 @@ import struct
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -155,7 +155,9 @@ class TensorBoardTracker(ExperimentTracker[TensorBoardRun]):
         self, name: str, run_id: str | None, parent: TensorBoardRun | None
     ) -> TensorBoardRun:
         if run_id is not None:
-            path = self._path_for_id(run_id, parent)
+            path = _path_for_id(self.log_dir, run_id, parent)
+            if path.relative_to(self.log_dir).as_posix() in self._runs:
+                raise RuntimeError(f"run {run_id!r} is already open in this tracker")
             if path.is_dir():
                 return self._resume(path, name, parent)
             path.mkdir(parents=True)
@@ -210,18 +212,7 @@ class TensorBoardTracker(ExperimentTracker[TensorBoardRun]):
         run.unflushed = True
 
     def _record_artifact(self, run: TensorBoardRun, artifact: Artifact) -> None:
-        target = free_path(run.path / ARTIFACTS_DIR / artifact.name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if artifact.source.is_dir():
-            # Links inside a directory are copied as links: their targets may lie outside it.
-            shutil.copytree(artifact.source, target, symlinks=True)
-        else:
-            shutil.copy2(artifact.source, target)
-        table = _markdown_table(
-            ("name", "type", "path", "source"),
-            [(target.relative_to(run.path / ARTIFACTS_DIR).as_posix(), artifact.type,
-              str(target), artifact.origin or str(artifact.source))],
-        )
+        table = _copy_artifact(run.path, artifact)
         run.writer.add_text("artifacts", table, _text_step(run))
         run.unflushed = True
 
@@ -231,28 +222,9 @@ class TensorBoardTracker(ExperimentTracker[TensorBoardRun]):
             run.writer.add_text("run/status", status, step)
             code = float(STATUS_CODES[status])
             self._record_metrics(run, {STATUS_CODE_TAG: code}, step, ended_at.timestamp())
-            self._write_session(run, status, ended_at)
+            _write_session(run, status, ended_at, self._protos, self._new_writer)
         finally:
             run.writer.close()
-
-    def _write_session(self, run: TensorBoardRun, status: str, ended_at: datetime) -> None:
-        """The run's HParams session, in an event file of its own in the run directory.
-
-        Its own file, so that a resumed run can replace it: TensorBoard keeps the first
-        session record it reads in a directory, and the params it held were loaded on resume.
-        """
-        for earlier in run.path.glob(f"events.out.tfevents.*{HPARAMS_FILE_SUFFIX}"):
-            earlier.unlink()
-        if (run.path / LEGACY_HPARAMS_DIR).is_dir():
-            shutil.rmtree(run.path / LEGACY_HPARAMS_DIR, ignore_errors=True)
-        summary = self._protos.session_summary(
-            trial_name(run.run_id), run.params, run.started_at, status, ended_at
-        )
-        writer = self._new_writer(run.path, HPARAMS_FILE_SUFFIX)
-        try:
-            writer.file_writer.add_summary(summary, _text_step(run), ended_at.timestamp())
-        finally:
-            writer.close()
 
     # -- extras -----------------------------------------------------------------------------
 
@@ -336,20 +308,18 @@ class TensorBoardTracker(ExperimentTracker[TensorBoardRun]):
             )
         return writer
 
-    def _path_for_id(self, run_id: str, parent: TensorBoardRun | None) -> Path:
-        """Where ``run_id`` lives: relative to log_dir, or to the parent's directory when a
-        parent is given and the id does not already start with the parent's id."""
-        parts = run_path_parts(run_id)
-        base = self.log_dir
-        if parent is not None and "/".join(parts[: parent.run_id.count("/") + 1]) != parent.run_id:
-            base = parent.path
-        path = base.joinpath(*parts)
-        relative = path.relative_to(self.log_dir).parts
-        if any(part.casefold() in _RESERVED_CHILD_NAMES for part in relative[1:]):
-            raise ValueError(f"run_id {run_id!r} names a directory TensorBoardTracker reserves")
-        if path.relative_to(self.log_dir).as_posix() in self._runs:
-            raise RuntimeError(f"run {run_id!r} is already open in this tracker")
-        return path
+def _path_for_id(log_dir: Path, run_id: str, parent: TensorBoardRun | None) -> Path:
+    """Where ``run_id`` lives: relative to log_dir, or to the parent's directory when a
+    parent is given and the id does not already start with the parent's id."""
+    parts = run_path_parts(run_id)
+    base = log_dir
+    if parent is not None and "/".join(parts[: parent.run_id.count("/") + 1]) != parent.run_id:
+        base = parent.path
+    path = base.joinpath(*parts)
+    relative = path.relative_to(log_dir).parts
+    if any(part.casefold() in _RESERVED_CHILD_NAMES for part in relative[1:]):
+        raise ValueError(f"run_id {run_id!r} names a directory TensorBoardTracker reserves")
+    return path
 
 
 def _load_writer(choice: str) -> tuple[Literal["torch", "tensorboardX"], Any]:
@@ -470,6 +440,52 @@ class _Protos:
         plugin = self._metadata.PluginData(plugin_name=_HPARAMS_PLUGIN,
                                            content=data.SerializeToString())
         return self.Value(tag=tag, metadata=self._metadata(plugin_data=plugin))
+
+
+# -- what a run writes besides its events ----------------------------------------------------
+
+
+def _copy_artifact(run_path: Path, artifact: Artifact) -> str:
+    """Copy ``artifact`` into the run's artifacts directory (numbered when the name is
+    taken); return the markdown table that describes it."""
+    target = free_path(run_path / ARTIFACTS_DIR / artifact.name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if artifact.source.is_dir():
+        # Links inside a directory are copied as links: their targets may lie outside it.
+        shutil.copytree(artifact.source, target, symlinks=True)
+    else:
+        shutil.copy2(artifact.source, target)
+    return _markdown_table(
+        ("name", "type", "path", "source"),
+        [(target.relative_to(run_path / ARTIFACTS_DIR).as_posix(), artifact.type,
+          str(target), artifact.origin or str(artifact.source))],
+    )
+
+
+def _write_session(
+    run: TensorBoardRun,
+    status: str,
+    ended_at: datetime,
+    protos: _Protos,
+    new_writer: Callable[[Path, str], _SummaryWriter],
+) -> None:
+    """The run's HParams session, in an event file of its own in the run directory.
+
+    Its own file, so that a resumed run can replace it: TensorBoard keeps the first
+    session record it reads in a directory, and the params it held were loaded on resume.
+    """
+    for earlier in run.path.glob(f"events.out.tfevents.*{HPARAMS_FILE_SUFFIX}"):
+        earlier.unlink()
+    if (run.path / LEGACY_HPARAMS_DIR).is_dir():
+        shutil.rmtree(run.path / LEGACY_HPARAMS_DIR, ignore_errors=True)
+    summary = protos.session_summary(
+        trial_name(run.run_id), run.params, run.started_at, status, ended_at
+    )
+    writer = new_writer(run.path, HPARAMS_FILE_SUFFIX)
+    try:
+        writer.file_writer.add_summary(summary, _text_step(run), ended_at.timestamp())
+    finally:
+        writer.close()
 
 
 # -- reading a run back (for resume) -----------------------------------------------------------
