@@ -133,7 +133,7 @@ class SpoolingTracker(ExperimentTracker[SpoolRun]):
 
     @property
     def key(self) -> str | None:
-        return self._delivery.key
+        return self._delivery.ledger.key
 
     @property
     def failure(self) -> BaseException | None:
@@ -141,7 +141,7 @@ class SpoolingTracker(ExperimentTracker[SpoolRun]):
 
     @property
     def spooled_after_failure(self) -> int:
-        return self._delivery.undelivered
+        return self._delivery.ledger.undelivered
 
     def outage(self) -> str | None:
         """One line for a person when the remote failed: what, where the spool is, what to run."""
@@ -245,8 +245,8 @@ _Item = tuple[str, Any, Any]  # (kind, SpoolRun or None, payload)
 class _Delivery:
     """The queue between callers and the remote, and the thread that empties it in order.
 
-    Callers only append under ``_cond``; the thread holds ``_cond`` for bookkeeping, never
-    while it talks to the remote.
+    Callers only append under ``_cond``; the thread holds ``_cond`` for bookkeeping (the
+    :class:`_Ledger`), never while it talks to the remote.
     """
 
     def __init__(self, owner: SpoolingTracker, remote: ExperimentTracker[Any] | None,
@@ -254,29 +254,25 @@ class _Delivery:
         self.owner = owner
         self.remote = remote
         self.factory = factory
-        self.key: str | None = None if remote is None else sync_key(remote)
         self.flush_interval = flush_interval
         self.failure: BaseException | None = None
-        self.undelivered = 0  # calls kept only in the spool since the failure
         self._items: deque[_Item] = deque()
         self._cond = threading.Condition()
+        self.ledger = _Ledger(self._cond, None if remote is None else sync_key(remote))
         self._thread: threading.Thread | None = None
-        self._live: list[SpoolRun] = []  # open on the remote
         self._current: _Item | None = None  # being delivered
-        self._unflushed = False
         self._last_flush = time.monotonic()
-        self._pending_starts = 0  # run starts queued or being delivered
 
     # -- caller side --------------------------------------------------------------------------
 
     def put(self, kind: str, run: SpoolRun | None, payload: Any) -> None:
         with self._cond:
             if self.failure is not None:
-                self._drop((kind, run, payload), queued=False)
+                self.ledger.drop((kind, run, payload), queued=False)
                 return
             self._items.append((kind, run, payload))
             if kind == "start":
-                self._pending_starts += 1
+                self.ledger.pending_starts += 1
             if self._thread is None:
                 self._start_thread()
             self._cond.notify_all()
@@ -296,7 +292,7 @@ class _Delivery:
         """The remote's location of ``run`` once every run started so far is open there: a
         remote may describe a run by its whole tree (W&B's one sync command for a session)."""
         with self._cond:
-            self._cond.wait_for(lambda: (run.started and self._pending_starts == 0)
+            self._cond.wait_for(lambda: (run.started and self.ledger.pending_starts == 0)
                                 or self.failure is not None, timeout)
             remote, remote_run = self.remote, run.remote
             if self.failure is not None or remote is None or remote_run is None:
@@ -320,7 +316,7 @@ class _Delivery:
             except Exception as exc:  # noqa: BLE001 - the remote failed: stop delivering
                 with self._cond:
                     self._stop(exc)
-                    self._drop(item)
+                    self.ledger.drop(item)
                 last = item[0] == "close"
             finally:
                 with self._cond:
@@ -344,7 +340,7 @@ class _Delivery:
         """The next item; a periodic ("tick") flush when idle; None when there is nothing
         left to do. Called under ``_cond``."""
         while not self._items:
-            if not self._live or self.failure is not None:
+            if not self.ledger.live or self.failure is not None:
                 return None
             wait = self.flush_interval - (time.monotonic() - self._last_flush)
             if wait <= 0:
@@ -357,7 +353,7 @@ class _Delivery:
         kind, run, payload = item
         if self.failure is not None:
             with self._cond:
-                self._drop(item)
+                self.ledger.drop(item)
             return kind == "close"
         if kind == "start":
             self._start(run, *payload)
@@ -366,7 +362,7 @@ class _Delivery:
         elif kind == "end":
             self._end(run, *payload)
         elif kind == "tick":
-            if self._unflushed:
+            if self.ledger.unflushed:
                 self._flush()
             self._last_flush = time.monotonic()
         elif kind in ("flush", "close") and self.remote is not None:
@@ -385,29 +381,19 @@ class _Delivery:
         remote_run = remote._core_start(name, requested_id, parent.remote if parent else None)
         with self._cond:
             # Recorded even if delivery stopped meanwhile: the remote has this run now.
-            run.remote, run.started = remote_run, True
-            self._pending_starts -= 1
-            self._live.append(run)
-            settled = {"start_in_doubt": False} if run.in_doubt else {}
-            self._write_state(run, run_id=remote_run.run_id, delivered=0, **settled)
-            self._cond.notify_all()
+            self.ledger.opened(run, remote_run)
 
     def _send(self, run: SpoolRun, entry: JournalEntry) -> None:
         assert self.remote is not None and run.remote is not None
         dispatch(entry, _RemoteSink(self.remote, run.remote))
         with self._cond:
-            run.sent += 1
-            self._unflushed = True
+            self.ledger.sent(run)
 
     def _end(self, run: SpoolRun, status: str, ended_at: datetime) -> None:
         assert self.remote is not None and run.remote is not None
         self.remote._core_end(run.remote, status, ended_at)
         with self._cond:
-            self._live.remove(run)
-            run.delivered = run.sent  # ending a run delivers what it buffered
-            discard = run.parent is None and self.failure is None
-            if not discard:
-                self._write_state(run, delivered=run.delivered, ended=True)
+            discard = self.ledger.ended(run, failed=self.failure is not None)
         if discard:
             self.owner._discard(run)
 
@@ -415,20 +401,18 @@ class _Delivery:
         """A successful remote flush delivers everything sent before it: move the watermarks."""
         assert self.remote is not None
         with self._cond:
-            pending = [(run, run.sent) for run in self._live]
-            self._unflushed = False
+            pending = self.ledger.flush_begins()
         self.remote.flush()
         with self._cond:
             self._last_flush = time.monotonic()
-            for run, sent in pending:
-                run.delivered = max(run.delivered, sent)
+            self.ledger.flushed(pending)
 
     def _built_remote(self) -> ExperimentTracker[Any]:
         if self.remote is None:
             assert self.factory is not None
             built = self.factory()
             with self._cond:
-                self.remote, self.key = built, sync_key(built)
+                self.remote, self.ledger.key = built, sync_key(built)
         return self.remote
 
     # -- stopping (under _cond) ---------------------------------------------------------------
@@ -439,27 +423,79 @@ class _Delivery:
         if self.failure is not None:
             return
         self.failure = failure
-        if self._current is not None and self._current[0] == "start":
-            # The remote may have created the run without our hearing back: sync looks
-            # for it before creating another.
-            in_doubt: SpoolRun = self._current[1]
-            in_doubt.in_doubt = True
-            self._write_state(in_doubt, start_in_doubt=True)
-        for run in self._live:
-            assert run.remote is not None
-            self._write_state(run, run_id=run.remote.run_id, delivered=run.delivered)
+        self.ledger.record_stop(self._current)
         while self._items:
-            self._drop(self._items.popleft())
+            self.ledger.drop(self._items.popleft())
         self._cond.notify_all()
 
-    def _drop(self, item: _Item, queued: bool = True) -> None:
+
+class _Ledger:
+    """Where delivery stands: the runs open on the remote, what each was sent and what is
+    known delivered (kept in each run's ``sync.json`` for a replay), the starts still to
+    come, and the calls kept only in the spool. Used under the delivery's condition, which
+    it notifies when a waiter may care."""
+
+    def __init__(self, cond: threading.Condition, key: str | None) -> None:
+        self._cond = cond
+        self.key = key  #: :func:`sync_key` of the remote, once there is one
+        self.undelivered = 0  # calls kept only in the spool since the failure
+        self.live: list[SpoolRun] = []  # open on the remote
+        self.pending_starts = 0  # run starts queued or being delivered
+        self.unflushed = False  # something was sent since the last remote flush
+
+    def opened(self, run: SpoolRun, remote_run: Run) -> None:
+        run.remote, run.started = remote_run, True
+        self.pending_starts -= 1
+        self.live.append(run)
+        settled = {"start_in_doubt": False} if run.in_doubt else {}
+        self._write_state(run, run_id=remote_run.run_id, delivered=0, **settled)
+        self._cond.notify_all()
+
+    def sent(self, run: SpoolRun) -> None:
+        run.sent += 1
+        self.unflushed = True
+
+    def ended(self, run: SpoolRun, failed: bool) -> bool:
+        """Record the end of ``run`` on the remote; True if the spool may discard it."""
+        self.live.remove(run)
+        run.delivered = run.sent  # ending a run delivers what it buffered
+        discard = run.parent is None and not failed
+        if not discard:
+            self._write_state(run, delivered=run.delivered, ended=True)
+        return discard
+
+    def flush_begins(self) -> list[tuple[SpoolRun, int]]:
+        """What a remote flush about to start will deliver, run by run."""
+        self.unflushed = False
+        return [(run, run.sent) for run in self.live]
+
+    def flushed(self, pending: list[tuple[SpoolRun, int]]) -> None:
+        """A successful remote flush delivers everything sent before it: move the watermarks."""
+        for run, sent in pending:
+            run.delivered = max(run.delivered, sent)
+
+    def record_stop(self, current: _Item | None) -> None:
+        """Delivery stopped while ``current`` was being delivered: every run open on the
+        remote records where it stands, so that a replay sends only the rest."""
+        if current is not None and current[0] == "start":
+            # The remote may have created the run without our hearing back: sync looks
+            # for it before creating another.
+            in_doubt: SpoolRun = current[1]
+            in_doubt.in_doubt = True
+            self._write_state(in_doubt, start_in_doubt=True)
+        for run in self.live:
+            assert run.remote is not None
+            self._write_state(run, run_id=run.remote.run_id, delivered=run.delivered)
+
+    def drop(self, item: _Item, queued: bool = True) -> None:
+        """``item`` will not be delivered (``queued``: it was in the queue)."""
         kind, run, payload = item
         if kind in ("start", "entry"):
             self.undelivered += 1
         if kind == "start":
             run.started = True
             if queued:
-                self._pending_starts -= 1
+                self.pending_starts -= 1
         if isinstance(payload, threading.Event):
             payload.set()
         self._cond.notify_all()
