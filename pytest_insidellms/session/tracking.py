@@ -56,6 +56,30 @@ class ModuleRun:
     #: case is appended there at once, so a killed session still has it.
     journals: list[JournalWriter] = field(default_factory=list)
 
+    def add_case(self, case: FinishedCase) -> ExperimentAggregate | None:
+        """Count a finished case in; return its experiment once every case of it is in."""
+        self.tally.add(case)
+        self.finished += 1
+        if case.experiment is None:
+            return None
+        name = case.experiment.name
+        experiment = self.experiments.get(name)
+        if experiment is None:
+            experiment = self.experiments[name] = ExperimentAggregate(self.path, case.experiment)
+        experiment.add(case)
+        return experiment if experiment.complete else None
+
+    def journal_case(self, case: FinishedCase, problems: ProblemSink) -> None:
+        if self.journals:
+            entry = CaseEntry(case_line(case))
+            with problems.guard("journal"):
+                for journal in self.journals:
+                    journal.append(entry)
+
+    @property
+    def done(self) -> bool:
+        return self.expected is not None and self.finished >= self.expected
+
 
 class TrackedSession(CaseConsumer):
     def __init__(self, config: pytest.Config, backends: Backends, problems: ProblemSink) -> None:
@@ -71,7 +95,7 @@ class TrackedSession(CaseConsumer):
         self._last_live = 0.0
         self._modules: dict[str, ModuleRun] = {}
         self._tried = False
-        self._track_dir_is_ours = False
+        self._track_dir = _TrackDirKeeper(self.settings.track_dir, problems)
         self._errors_seen = 0
         #: Keeps the journals of the modules running now open for their case lines.
         self._held = HeldFile()
@@ -83,26 +107,18 @@ class TrackedSession(CaseConsumer):
         if self.tracker is not None or self._tried:
             return self.tracker is not None
         self._tried = True
-        self._track_dir_is_ours = not self.settings.track_dir.exists()
-        trackers = []
-        for name in self.backends.names:
-            with self.problems.guard(name):
-                trackers.append(self.backends.make(name))
-        if not trackers:
+        self._track_dir.note_whether_ours()
+        tracker = _make_tracker(self.backends, self.problems)
+        if tracker is None:
             return False
-        tracker = MultiTracker(trackers, config=self.settings.tracking, on_error="ignore")
         with self.problems.guard():
             self.session_run = tracker.start_run(run_name=self.settings.run_name)
         self._collect_errors(tracker)
         if self.session_run is None:
             return False
         self.tracker = tracker
-        self._mark_track_dir()
-        params = session_params(self.config, __version__)
-        params.update(dataset_params(declared_datasets(self.config, self.settings,
-                                                       self.problems)))
-        for extra in self.problems.call_hook("pytest_insidellms_session_params", config=self.config):
-            params.update(extra or {})
+        self._track_dir.mark()
+        params = _session_run_params(self.config, self.backends, self.problems)
         self._call(lambda t: t.log_params(params, run_id=self.session_run))
         return True
 
@@ -156,23 +172,11 @@ class TrackedSession(CaseConsumer):
         if not self.open():
             return
         module = self._module(case.module, None)
-        if module.journals:
-            entry = CaseEntry(case_line(case))
-            with self.problems.guard("journal"):
-                for journal in module.journals:
-                    journal.append(entry)
-        module.tally.add(case)
+        module.journal_case(case, self.problems)
+        complete = module.add_case(case)
         self.tally.add(case)
-        module.finished += 1
-        if case.experiment is not None:
-            name = case.experiment.name
-            experiment = module.experiments.get(name)
-            if experiment is None:
-                experiment = module.experiments[name] = ExperimentAggregate(module.path,
-                                                                            case.experiment)
-            experiment.add(case)
-            if experiment.complete:
-                self._log_experiment(module, experiment)
+        if complete is not None:
+            self._log_experiment(module, complete)
         now = time.monotonic()
         if now - module.last_live >= LIVE_INTERVAL_SECONDS:
             module.last_live = now
@@ -180,16 +184,13 @@ class TrackedSession(CaseConsumer):
         if now - self._last_live >= LIVE_INTERVAL_SECONDS:
             self._last_live = now
             self._log_tally(self.session_run, self.tally)
-        if module.expected is not None and module.finished >= module.expected:
+        if module.done:
             self._end_module(module)
 
     # -- logging ----------------------------------------------------------------------------
 
     def _log_result(self, logged: LoggedResult, run_id: str, nodeid: str) -> None:
-        verdicts = self.problems.call_hook("pytest_insidellms_result", result=logged.result,
-                                           nodeid=nodeid, prefix=logged.prefix,
-                                           config=self.config)
-        if any(v is False for v in verdicts):
+        if _vetoed(logged, nodeid, self.config, self.problems):
             return
         self._call(lambda t: t.log_experiment_result(logged.result, logged.prefix, run_id=run_id))
         if logged.params:
@@ -227,11 +228,10 @@ class TrackedSession(CaseConsumer):
 
     def on_finish(self, *, killed: bool, internal_error: bool) -> None:
         """End every open run: ``killed`` after a signal, else by the outcomes."""
-        with contextlib.suppress(OSError):  # fixture artifacts wait there; gone once replayed
-            (self.settings.track_dir / STAGING).rmdir()
+        self._track_dir.remove_empty_staging()
         if self.tracker is None:
             return
-        self._mark_track_dir()
+        self._track_dir.mark()
         for module in list(self._modules.values()):
             self._end_module(module, "killed" if killed else None)
         self._log_tally(self.session_run, self.tally)
@@ -243,10 +243,7 @@ class TrackedSession(CaseConsumer):
         status = "killed" if killed else ("failed" if failed else "finished")
         self._call(lambda t: t.end_run(status, run_id=self.session_run))
         self._call(lambda t: t.flush())
-        for spooler in self.spoolers():
-            outage = spooler.outage()
-            if outage:
-                self.problems.add(spooler.backend_name, outage, first=True)
+        _report_outages(self.spoolers(), self.problems)
 
     def log_to_session(self, params: dict[str, Any], artifact: Path | None = None,
                        name: str | None = None, type: str | None = None, *,
@@ -268,11 +265,6 @@ class TrackedSession(CaseConsumer):
         trackers = self.tracker.trackers if self.tracker is not None else []
         return [t for t in trackers if isinstance(t, SpoolingTracker)]
 
-    def _mark_track_dir(self) -> None:
-        if self._track_dir_is_ours:  # one that existed is the user's (--track-dir=.)
-            with self.problems.guard():
-                mark_track_dir(self.settings.track_dir)
-
     # -- failure handling -------------------------------------------------------------------
 
     def _call(self, operation: Callable[[MultiTracker], Any]) -> None:
@@ -286,6 +278,66 @@ class TrackedSession(CaseConsumer):
         for name, exc in tracker.errors[self._errors_seen:]:
             self.problems.failure(name, exc)
         self._errors_seen = len(tracker.errors)
+
+
+class _TrackDirKeeper:
+    """The track dir's housekeeping: marking one this session created, and removing the
+    fixture's staging directory once nothing waits there."""
+
+    def __init__(self, track_dir: Path, problems: ProblemSink) -> None:
+        self._track_dir = track_dir
+        self._problems = problems
+        self._ours = False
+
+    def note_whether_ours(self) -> None:
+        """Called before the backends create it: one that exists already is the user's."""
+        self._ours = not self._track_dir.exists()
+
+    def mark(self) -> None:
+        if self._ours:  # one that existed is the user's (--track-dir=.)
+            with self._problems.guard():
+                mark_track_dir(self._track_dir)
+
+    def remove_empty_staging(self) -> None:
+        with contextlib.suppress(OSError):  # fixture artifacts wait there; gone once replayed
+            (self._track_dir / STAGING).rmdir()
+
+
+def _vetoed(logged: LoggedResult, nodeid: str, config: pytest.Config,
+            problems: ProblemSink) -> bool:
+    """A ``pytest_insidellms_result`` hook returned False: the result is not logged."""
+    verdicts = problems.call_hook("pytest_insidellms_result", result=logged.result,
+                                  nodeid=nodeid, prefix=logged.prefix, config=config)
+    return any(v is False for v in verdicts)
+
+
+def _make_tracker(backends: Backends, problems: ProblemSink) -> MultiTracker | None:
+    """The session's tracker over every backend that could be built; None for none."""
+    trackers = []
+    for name in backends.names:
+        with problems.guard(name):
+            trackers.append(backends.make(name))
+    if not trackers:
+        return None
+    return MultiTracker(trackers, config=backends.settings.tracking, on_error="ignore")
+
+
+def _session_run_params(
+    config: pytest.Config, backends: Backends, problems: ProblemSink
+) -> dict[str, Any]:
+    """The session run's params: the session's facts, its datasets, what hooks add."""
+    params = session_params(config, __version__)
+    params.update(dataset_params(declared_datasets(config, backends.settings, problems)))
+    for extra in problems.call_hook("pytest_insidellms_session_params", config=config):
+        params.update(extra or {})
+    return params
+
+
+def _report_outages(spoolers: list[SpoolingTracker], problems: ProblemSink) -> None:
+    for spooler in spoolers:
+        outage = spooler.outage()
+        if outage:
+            problems.add(spooler.backend_name, outage, first=True)
 
 
 def case_journals(tracker: MultiTracker, run_id: str, opener: HeldFile) -> list[JournalWriter]:
