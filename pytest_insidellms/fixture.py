@@ -112,7 +112,13 @@ class TrackerFixture:
 
     def log_experiment_result(self, result: Any, prefix: str = "") -> None:
         """``prefix`` goes after this tracker's own (``test_x/case-1/<prefix>accuracy``)."""
-        flatten_experiment_result(result, prefix)  # validates; raises naming a bad field
+        metrics, params = flatten_experiment_result(result, prefix)  # raises naming a field
+        if not isinstance(result, ExperimentResult) and not hasattr(result, "results"):
+            # A summary alone (success_rate, counts, ...): its figures are all there is.
+            self.log_metrics(metrics)
+            if params:
+                self.log_params(params)
+            return
         self._emit(ResultEvent(self._target, as_experiment_result(result), self.prefix + prefix,
                                "fixture"))
 

@@ -104,6 +104,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(ShardSelector(shard), "insidellms-shard")
     if settings is None:
         return
+    if settings.enabled:
+        from .experiment_tracking.sdk_env import warm_up
+
+        warm_up(settings.backends)  # before any test: the SDKs' own environment writes
     hooks = config.stash[TRACKING_HOOKS] = TrackingHooks(config)
     config.pluginmanager.register(hooks, "insidellms-hooks")
     if not is_xdist_worker(config):

@@ -558,10 +558,12 @@ def test_credentials_in_the_tracking_uri_are_masked_in_all_the_plugin_prints(
     secret_url = url.replace("http://", "http://ci-user:s3cret-pat-value@")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", secret_url)
     result, _ = run_suite(suite, "--track", "local,mlflow", "--junitxml=junit.xml",
-                          project="masked")
+                          "--track-records=records", project="masked")
     shown = result.stdout.str() + result.stderr.str()
     junit = (suite.path / "junit.xml").read_text()
     assert "s3cret-pat-value" not in shown and "s3cret-pat-value" not in junit
+    tracking = (suite.path / "records" / "tracking.json").read_text()
+    assert "s3cret-pat-value" not in tracking and "ci-user:***REDACTED***@" in tracking
     assert summary_line(result, "mlflow").startswith("mlflow: http://ci-user:***REDACTED***@")
     assert "insidellms_mlflow" in junit and "***REDACTED***" in junit
 

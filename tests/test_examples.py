@@ -465,3 +465,22 @@ def test_ci_command_line_is_one_pytest_accepts(command: Callable[[], str], tmp_p
     process = run_pytest(*args, "--collect-only", "-q")
     assert process.returncode == 0, process.stdout + process.stderr
     assert "30 tests collected" in process.stdout
+
+
+@pytest.mark.parametrize("command", [github_eval_command, gitlab_eval_command],
+                         ids=["github", "gitlab"])
+def test_ci_recipes_gate_against_main_and_keep_the_verdict(command: Callable[[], str]) -> None:
+    args = pytest_args(command())
+    assert option(args, "--track-baseline") == "mlflow:latest?branch=main"
+    assert option(args, "--track-exit") == "gate"
+    rules = [args[i + 1] for i, arg in enumerate(args) if arg == "--track-gate"]
+    assert "*/accuracy:drop<=2%" in rules and "regressions<=5" in rules
+    # gate.json and gate.md go beside the records, which the job keeps.
+    records = option(args, "--track-records")
+    kept = (load_ci("github-actions.yml")["jobs"]["evals"]["steps"][-1]["with"]["path"].split()
+            if command is github_eval_command
+            else load_ci("gitlab-ci.yml")["evals"]["artifacts"]["paths"])
+    assert records in [p.rstrip("/") for p in kept]
+    for name in ("github-actions-sharded.yml", "gitlab-ci-sharded.yml"):
+        text = (EXAMPLES / "ci" / name).read_text()
+        assert '--baseline "mlflow:latest?branch=main"' in text and "--gate" in text

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from local_runs import only_session
 
 from pytest_insidellms.experiment_tracking import (
     ExperimentTracker,
@@ -526,3 +527,20 @@ def test_a_run_that_never_ended_has_every_key_from_its_journal(tmp_path: Path) -
     assert loaded["metrics"][0]["metrics"] == {"x": 1.0}
     assert loaded["params"] == {} and loaded["artifacts"] == []
     tracker.end_run()
+
+
+def test_the_fixture_logs_a_summary_without_results_by_its_figures(
+        pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_summary="""
+        from types import SimpleNamespace
+
+        def test_summary(tracker):
+            tracker.log_experiment_result(SimpleNamespace(
+                success_rate=0.75, total_count=4, success_count=3, probe_name="p"))
+    """)
+    assert pytester.runpytest("--track", "local", "--track-dir=runs").ret == 0
+    (module,) = only_session(pytester.path / "runs").modules.values()
+    assert {k: v for k, v in module.metrics.items() if k.startswith("test_summary/")} == {
+        "test_summary/success_rate": 0.75, "test_summary/total_count": 4.0,
+        "test_summary/success_count": 3.0}
+    assert module.params["test_summary/probe_name"] == "p"

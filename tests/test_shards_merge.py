@@ -294,8 +294,31 @@ def test_a_directory_without_shard_json_is_named(unsharded: Path, split: Split,
     assert f"{unsharded}: no shard.json: not the records of a shard" in done.stderr
 
 
-def test_the_gate_options_are_accepted_and_say_the_gate_is_not_there_yet(
+def test_the_gate_on_the_merged_records_gives_the_unsharded_verdict(
         split: Split, tmp_path: Path) -> None:
-    done = checked(run_merge(*split.shards, "--out", tmp_path / "m", "--baseline",
-                             str(split.shards[0]), "--gate", "accuracy>=0.5"), 1)
-    assert "merge: --gate: the regression gate is not available" in done.stderr
+    """The same baseline and rules: the merge's gate.json is byte for byte the one an
+    unsharded session writes, and the exit codes agree (2 from merge, 1 from pytest)."""
+    baseline = split.shards[0]  # one shard: its cases pair, the others are new
+    rules = ("--track-gate", "*/accuracy:drop<=0", "--track-gate", "regressions<=0")
+    session = tmp_path / "session"
+    checked(run_pytest(SUITE, f"--track-records={session}", f"--track-baseline={baseline}",
+                       *rules, "--track-exit=both"), 1)
+    merged, summary = tmp_path / "merged", tmp_path / "summary.md"
+    done = run_merge(*split.shards, "--out", merged, "--baseline", baseline,
+                     *(r.replace("--track-gate", "--gate") for r in rules),
+                     env=clean_env(GITHUB_STEP_SUMMARY=str(summary)))
+    verdict = json.loads((merged / "gate.json").read_text("utf-8"))
+    assert done.returncode == (0 if verdict["passed"] else 2), done.stdout + done.stderr
+    assert (merged / "gate.json").read_bytes() == (session / "gate.json").read_bytes()
+    assert verdict["cases"]["counts"]["new"] > 0 and verdict["cases"]["counts"]["common"] > 0
+    assert "regressions<=0" in done.stdout
+    assert summary.read_text("utf-8").strip() == (merged / "gate.md").read_text("utf-8").strip()
+
+
+def test_a_bad_gate_rule_or_baseline_exits_1_naming_it(split: Split, tmp_path: Path) -> None:
+    bad_rule = checked(run_merge(*split.shards, "--out", tmp_path / "m", "--baseline",
+                                 split.shards[0], "--gate", "accuracy>>0.5"), 1)
+    assert "--gate" in bad_rule.stderr and "accuracy>>0.5" in bad_rule.stderr
+    bad_spec = checked(run_merge(*split.shards, "--out", tmp_path / "n", "--baseline",
+                                 "svn:trunk"), 1)
+    assert "--baseline" in bad_spec.stderr and "svn:trunk" in bad_spec.stderr

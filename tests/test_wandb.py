@@ -388,27 +388,18 @@ def test_long_tags_are_shortened_with_a_warning(tmp_path: Path) -> None:
     assert read_runs(tmp_path)[0].tags == ["t" * 64, "ok"]
 
 
-def test_offline_mode_points_wandb_dirs_under_dir_but_keeps_values_the_user_set(
+def test_no_mode_sets_a_wandb_variable_and_values_the_user_set_stay(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Issue 11, item 21: the tracker configures W&B without the process environment."""
     for name in WANDB_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "my-cache"))
-    WandBTracker(mode="offline", dir=tmp_path)
-    assert os.environ["WANDB_MODE"] == "offline"
+    before = dict(os.environ)
+    for mode in ("offline", "online"):
+        WandBTracker(mode=mode, dir=tmp_path)  # constructing contacts nothing
+        assert dict(os.environ) == before
     assert os.environ["WANDB_CACHE_DIR"] == str(tmp_path / "my-cache")
-    assert os.environ["WANDB_DATA_DIR"] == str(tmp_path / "wandb" / "data")
-    assert os.environ["WANDB_CONFIG_DIR"] == str(tmp_path / "wandb" / "config")
-
-
-def test_online_mode_leaves_the_login_config_dir_and_mode_alone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name in WANDB_ENV:
-        monkeypatch.delenv(name, raising=False)
-    WandBTracker(mode="online", dir=tmp_path)  # constructing contacts nothing
-    assert "WANDB_CONFIG_DIR" not in os.environ and "WANDB_MODE" not in os.environ
-    assert os.environ["WANDB_DATA_DIR"] == str(tmp_path / "wandb" / "data")
 
 
 def test_disabled_mode_writes_no_run_files(tmp_path: Path) -> None:

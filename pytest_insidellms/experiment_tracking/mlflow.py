@@ -75,16 +75,8 @@ from .mlflow_batching import LogBatcher, cut, ms
 from .mlflow_batching import param_string as param_string
 from .names import numbered_name
 from .redaction import redact_text
+from .sdk_env import ScopedClient, import_mlflow
 
-
-#: Set unless the user set them. Without the first two, a client facing a dead server retries
-#: with backoff for minutes; the third stops ``set_terminated`` from printing two "View run"
-#: lines per run to the terminal (and from fetching the run once more to print them).
-_ENV_DEFAULTS: Final = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
-}
 
 _STATUS: Final = {"finished": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
 _MISSING_RUN_CODES: Final = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
@@ -146,11 +138,7 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
         if flush_interval <= 0:
             raise ValueError(f"flush_interval must be positive, got {flush_interval!r}")
         self.flush_interval = flush_interval
-        # Must precede the first import of mlflow: the telemetry client starts on import.
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-        for name, value in _ENV_DEFAULTS.items():
-            os.environ.setdefault(name, value)
-        import_sdk("mlflow", "mlflow")
+        import_mlflow()  # its request bounds and telemetry switch, without os.environ
         self._entities = importlib.import_module("mlflow.entities")
         self._exception_type: type[Exception] = importlib.import_module(
             "mlflow.exceptions"
@@ -158,9 +146,9 @@ class MLflowTracker(ExperimentTracker[MLflowRun]):
         uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
         self.tracking_uri: str = _absolute_sqlite_uri(uri)
         with _quiet_schema_setup():
-            self.client: Any = importlib.import_module("mlflow.tracking").MlflowClient(
+            self.client: Any = ScopedClient(importlib.import_module("mlflow.tracking").MlflowClient(
                 tracking_uri=self.tracking_uri
-            )
+            ))
         self.experiment_name: str = (
             experiment_name or self.config.experiment_name or self.config.project
         )

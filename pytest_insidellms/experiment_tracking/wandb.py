@@ -51,6 +51,7 @@ from .names import (
     wandb_artifact_type,
 )
 from .redaction import redact_value
+from .sdk_env import disable_wandb_analytics, hide_wandb_run
 
 #: The metric that carries our step; every other metric is charted against it.
 STEP_METRIC: Final = "insidellms/step"
@@ -99,12 +100,12 @@ class WandBTracker(ExperimentTracker[WandBRun]):
 
     ``project``: the argument, else ``config.project``. ``mode``: the argument, else
     ``WANDB_MODE``, else W&B's default (online). ``dir``: where W&B writes (``<dir>/wandb/``),
-    else ``WANDB_DIR``, else the current directory. Unless already set in the environment,
-    ``WANDB_CACHE_DIR`` and ``WANDB_DATA_DIR`` (artifact staging) are pointed into
-    ``<dir>/wandb/``, and in offline mode ``WANDB_CONFIG_DIR`` too (online runs keep the
-    user's login settings) and ``WANDB_MODE=offline`` (W&B otherwise contacts an analytics
-    host at exit even for offline runs). These variables are process-wide: other ``wandb``
-    use in the same process sees them.
+    else ``WANDB_DIR``, else the current directory. The tracker writes no environment
+    variable: offline, it turns W&B's analytics off (a process-wide switch; it would contact a
+    W&B host at exit), and its runs are kept out of ``wandb.run`` and of W&B's active runs, so
+    code under test calling ``wandb.init``/``wandb.finish`` gets and ends its own runs.
+    W&B stages artifact copies and caches in its usual directories (``WANDB_DATA_DIR``,
+    ``WANDB_CACHE_DIR``, else the user's data and cache dirs).
 
     ``group``: every run tree's W&B group instead of its root run's id, so that the runs of
     several processes (CI shards) share one; ``job_type``: the job type of top-level runs
@@ -157,19 +158,12 @@ class WandBTracker(ExperimentTracker[WandBRun]):
         self._tags = clean_wandb_tags(self.config.tags, TrackingWarning)
         self._locations = _RunLocations()
         self._wandb = import_sdk("wandb", "wandb")
-        self._prepare_environment()
+        if self.offline:
+            disable_wandb_analytics()
 
     @property
     def offline(self) -> bool:
         return self.mode in _OFFLINE_MODES
-
-    def _prepare_environment(self) -> None:
-        wandb_dir = self.dir / "wandb"
-        os.environ.setdefault("WANDB_CACHE_DIR", str(wandb_dir / "cache"))
-        os.environ.setdefault("WANDB_DATA_DIR", str(wandb_dir / "data"))
-        if self.offline:
-            os.environ.setdefault("WANDB_CONFIG_DIR", str(wandb_dir / "config"))
-            os.environ.setdefault("WANDB_MODE", "offline")
 
     # -- extras -----------------------------------------------------------------------------
 
@@ -250,6 +244,7 @@ class WandBTracker(ExperimentTracker[WandBRun]):
         if self.mode != "disabled":
             self.dir.mkdir(parents=True, exist_ok=True)
         handle = self._wandb.init(**kwargs)
+        hide_wandb_run(self._wandb, handle)
         handle.define_metric(STEP_METRIC)
         handle.define_metric("*", step_metric=STEP_METRIC)
         run = WandBRun(run_id=handle.id, name=name, parent=parent, handle=handle, group=group,

@@ -391,15 +391,10 @@ class _MlflowRuns:
     failure becomes a :class:`BaselineError` naming the spec."""
 
     def __init__(self, uri: str, spec: str) -> None:
-        from ..experiment_tracking.mlflow import (
-            _ENV_DEFAULTS,
-            _MISSING_RUN_CODES,
-            _quiet_schema_setup,
-        )
+        from ..experiment_tracking.mlflow import _MISSING_RUN_CODES, _quiet_schema_setup
+        from ..experiment_tracking.sdk_env import ScopedClient, import_mlflow
 
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # read on mlflow's import
-        for name, value in _ENV_DEFAULTS.items():  # no minutes of retries on a dead server
-            os.environ.setdefault(name, value)
+        import_mlflow()  # telemetry off, and no minutes of retries on a dead server
         from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
 
@@ -407,7 +402,7 @@ class _MlflowRuns:
         self._failures: tuple[type[Exception], ...] = (MlflowException, OSError)
         self._missing_codes: tuple[str, ...] = _MISSING_RUN_CODES
         with self.failing("cannot open the store"), _quiet_schema_setup():
-            self.client: Any = MlflowClient(tracking_uri=uri)
+            self.client: Any = ScopedClient(MlflowClient(tracking_uri=uri))
 
     @contextlib.contextmanager
     def failing(self, what: str, *, run_id: str | None = None) -> Iterator[None]:

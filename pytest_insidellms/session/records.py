@@ -164,8 +164,9 @@ class SessionRecords(CaseConsumer):
         run_ids = tracked.tracker.child_run_ids(tracked.session_run)
         locations = tracked.tracker.locations(tracked.session_run)
         spooled = {spooler.backend_name for spooler in tracked.spoolers()}
-        return {name: {"run_id": run_ids.get(name), "location": location,
-                       "spooled": name in spooled}
+        mask = self.problems.mask  # a tracking URI may carry credentials; CI keeps this file
+        return {name: {"run_id": run_ids.get(name), "location": mask(location) if location
+                       else location, "spooled": name in spooled}
                 for name, location in locations.items()}
 
     def _stopped(self) -> bool:

@@ -1,7 +1,8 @@
 """``python -m pytest_insidellms merge SHARD_RECORDS_DIR ... --out DIR``.
 
 Exit codes: 0 merged (and the gate, when asked, passed); 1 the shards do not make one run
-(the message names the shard at fault) or the gate could not run; 2 the gate failed. A
+(the message names the shard at fault) or the gate could not run (a bad rule, an unreadable
+baseline); 2 the gate failed. A
 backend that cannot take the group run is a printed problem, not an exit code: the merged
 records are what CI keeps.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -85,13 +87,16 @@ def run(args: argparse.Namespace) -> int:
     gate: GateOutcome | None = None
     if args.baseline:
         try:
-            gate = _run_gate(out, args.baseline, list(args.gate), args.alpha)
+            gate = _run_gate(out, args.baseline, list(args.gate), args.alpha,
+                             project=result.shards[0].manifest.project,
+                             track_dir=(args.track_dir or Path("experiments")).absolute(),
+                             tracking_uri=args.tracking_uri)
         except GateUnavailable as exc:
             print(f"merge: --gate: {exc}", file=sys.stderr)
             return 1
 
     digest = hashlib.sha256((out / "records.jsonl").read_bytes()).hexdigest()
-    params = {**group_params(result, digest), **(gate.params if gate else {})}
+    params = {**group_params(result, digest), **_git_facts(), **(gate.params if gate else {})}
     outcomes = result.written.summary["summary"]["session"]["outcomes"]
     failed = bool(outcomes["failed"] or outcomes["error"]) or (gate is not None and not gate.passed)
     track_dir = (args.track_dir or Path("experiments")).absolute()
@@ -115,6 +120,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _git_facts() -> dict[str, Any]:
+    """The branch and commit the group run is of, so that ``mlflow:latest?branch=`` finds
+    merged runs too; a merge job without a checkout has the branch its CI names."""
+    from ..session_info import ci_branch, git_params
+
+    facts = git_params(Path.cwd())
+    if facts.get("git_branch", "HEAD") == "HEAD":
+        branch = ci_branch(os.environ)
+        if branch:
+            facts["git_branch"] = branch
+    return facts
+
+
 def _described(shard: Any) -> dict[str, Any]:
     return {"index": shard.manifest.index, "attempt": shard.manifest.attempt,
             "directory": str(shard.directory), "backends": shard.tracking.get("backends", {})}
@@ -124,7 +142,7 @@ def _described(shard: Any) -> dict[str, Any]:
 
 
 class GateUnavailable(RuntimeError):
-    """The gate cannot be evaluated in this build."""
+    """The gate cannot be evaluated: a bad rule or spec, an unreadable baseline."""
 
 
 @dataclass(frozen=True)
@@ -134,12 +152,40 @@ class GateOutcome:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def _run_gate(out: Path, baseline: str, rules: list[str], alpha: float | None) -> GateOutcome:
-    """GATE HOOK, to be wired when the gate engine lands: resolve ``baseline``
-    (``gate.baseline.resolve_baseline``), evaluate the merged records in ``out``
-    (``read_records(out)``) against it with ``gate.engine.evaluate(candidate, baseline,
-    GateSettings(rules, alpha))``, write ``gate.render.write_gate_files(out, verdict)`` and
-    return ``GateOutcome(verdict.passed, {...verdict params...})``. The caller logs the params
-    on every group run and exits 2 when it did not pass."""
-    raise GateUnavailable("the regression gate is not available in this version of "
-                          "pytest-insidellms; merge without --baseline/--gate")
+def _run_gate(out: Path, baseline: str, rules: list[str], alpha: float | None, *,
+              project: str, track_dir: Path, tracking_uri: str | None) -> GateOutcome:
+    """The merged records in ``out`` judged against ``baseline`` by the session's engine:
+    the verdict printed, ``gate.json`` and ``gate.md`` written beside the records (and the
+    Markdown appended to ``$GITHUB_STEP_SUMMARY`` when set). A missing
+    baseline skips the comparative rules (as ``--track-baseline-missing warn`` does)."""
+    from ..gate.baseline import (Baseline, BaselineError, MissingBaseline, parse_baseline_spec,
+                                 resolve_baseline)
+    from ..gate.cli import DEFAULT_RULES
+    from ..gate.engine import GateSettings, evaluate
+    from ..gate.render import render_markdown, render_text, write_gate_files
+    from ..gate.rules import RuleError, parse_rules
+    from ..records import read_records
+
+    try:
+        parsed = tuple(parse_rules(rules or DEFAULT_RULES, "--gate"))
+        settings = GateSettings(rules=parsed, alpha=0.05 if alpha is None else alpha)
+        spec = parse_baseline_spec(baseline, "--baseline")
+        found = resolve_baseline(spec, track_dir=track_dir, project=project, root=Path.cwd(),
+                                 mlflow_uri=tracking_uri)
+        verdict = evaluate(
+            read_records(out), found.records if isinstance(found, Baseline) else None,
+            settings, baseline_label=found.spec,
+            missing=found.reason if isinstance(found, MissingBaseline) else None)
+    except (RuleError, BaselineError, ValueError) as exc:
+        raise GateUnavailable(str(exc)) from None
+    print(render_text(verdict))
+    write_gate_files(out, verdict)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:  # as a gated session does
+        with open(summary, "a", encoding="utf-8") as stream:
+            stream.write(render_markdown(verdict) + "\n")
+    return GateOutcome(verdict.passed, {
+        "gate_verdict": "pass" if verdict.passed else "fail", "gate_alpha": settings.alpha,
+        "gate_rules": [rule.label for rule in parsed], "gate_baseline": found.spec,
+        **{name.replace("/", "_"): value for name, value in verdict.metrics().items()
+           if name in ("gate/passed", "gate/rules_failed") or name.startswith("gate/cases/")}})
