@@ -30,6 +30,7 @@ from pytest_insidellms import (
 from pytest_insidellms.experiment_tracking import Artifact, sanitize_key
 from pytest_insidellms.experiment_tracking.base import (
     CLOSE,
+    FIND_RUN,
     FLUSH,
     LOG_HISTOGRAM,
     LOG_TABLE,
@@ -505,7 +506,8 @@ def test_capabilities_are_derived_from_the_methods_a_backend_defines() -> None:
     from pytest_insidellms import MLflowTracker, TensorBoardTracker, WandBTracker
     from pytest_insidellms.experiment_tracking.spool import SpoolingTracker
 
-    assert MLflowTracker.capabilities == {FLUSH, CLOSE, METRIC_STEPS}
+    # find_run: sync finds a run it replayed before through the backend itself.
+    assert MLflowTracker.capabilities == {FLUSH, CLOSE, METRIC_STEPS, FIND_RUN}
     assert WandBTracker.capabilities == {LOG_TABLE, FLUSH}  # flush sends gathered params
     assert TensorBoardTracker.capabilities == {LOG_HISTOGRAM, FLUSH}
     assert LocalFileTracker.capabilities == frozenset()
