@@ -59,7 +59,6 @@ from .base import (
     ExperimentTracker,
     Run,
     TrackingError,
-    import_sdk,
     safe_relative_name,
     sanitize_key,
     utc_now,
