@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
+from conftest import INNER_INI
 from local_runs import only_session
 
 
@@ -361,3 +368,38 @@ def test_log_code_stores_module_sources_and_auto_log_metrics_false_drops_outcome
     assert (artifact["name"], artifact["type"]) == ("code/test_src.py", "code")
     stored = module.path / "artifacts" / "code" / "test_src.py"
     assert stored.read_text() == (pytester.path / "test_src.py").read_text()
+
+
+def test_600_modules_in_a_random_global_order_under_a_low_open_file_limit(
+        tmp_path: Path) -> None:
+    """Issue 11 item 2 as users met it: every module run stays open until its last test, and
+    a shuffled order keeps hundreds open at once; under `ulimit -n 256` (macOS's default)
+    no test may fail and no stray run may appear."""
+    import resource
+
+    modules = 600
+    for index in range(modules):
+        (tmp_path / f"test_m{index:03d}.py").write_text(
+            "def test_a(tracker):\n    tracker.log_metrics({'x': 1.0})\n\n"
+            "def test_b():\n    pass\n", "utf-8")
+    (tmp_path / "pytest.ini").write_text(INNER_INI, "utf-8")  # warnings are errors
+    (tmp_path / "conftest.py").write_text(textwrap.dedent("""
+        import random
+
+        def pytest_collection_modifyitems(items):
+            random.Random(11).shuffle(items)
+    """), "utf-8")
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INSIDELLMS_", "PYTEST_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+         "--track", "local", "--track-dir=runs"],
+        cwd=tmp_path, env=env, preexec_fn=low_limit, capture_output=True, text=True,
+        timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"{2 * modules} passed" in done.stdout
+    session = only_session(tmp_path / "runs")  # one session run: no junk runs beside it
+    assert len(session.modules) == modules
+    assert all(run.metrics.get("tests_passed") == 2 for run in session.modules.values())
