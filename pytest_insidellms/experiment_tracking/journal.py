@@ -63,7 +63,7 @@ class MetricsEntry:
     def record(self) -> dict[str, Any]:
         """The entry as ``metrics.json`` lists it (non-finite values spelled as strings)."""
         return {"step": self.step, "timestamp": self.when,
-                "metrics": {k: encode_float(v) for k, v in self.metrics.items()}}
+                "metrics": encode_metrics(self.metrics)}
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def encode_entry(entry: JournalEntry | CaseEntry) -> bytes:
     elif isinstance(entry, MetricsEntry):
         data = {
             "kind": "metrics", "step": entry.step, "timestamp": entry.when,
-            "metrics": {k: encode_float(v) for k, v in entry.metrics.items()}}
+            "metrics": encode_metrics(entry.metrics)}
     elif isinstance(entry, ParamsEntry):
         data = {"kind": "params", "params": entry.params}
     else:
@@ -124,7 +124,8 @@ def decode_entry(line: bytes) -> JournalEntry | CaseEntry | None:
             step, when, metrics = data["step"], data["timestamp"], data["metrics"]
             if type(step) is not int or not isinstance(when, str) or not isinstance(metrics, dict):
                 return None
-            values = {str(k): float(decode_float(v)) for k, v in metrics.items()}
+            values = (metrics if _finite_floats(metrics)
+                      else {str(k): float(decode_float(v)) for k, v in metrics.items()})
             return MetricsEntry(step, values, when)
         if kind == "params":
             return ParamsEntry(data["params"]) if isinstance(data["params"], dict) else None
@@ -134,6 +135,24 @@ def decode_entry(line: bytes) -> JournalEntry | CaseEntry | None:
     except (ValueError, TypeError, KeyError):  # JSON, UTF-8 and float errors are ValueErrors
         return None
     return None
+
+
+def encode_metrics(metrics: dict[str, float]) -> dict[str, float | str]:
+    """``metrics`` as the journal spells them (the dict itself when nothing needs spelling)."""
+    if _finite_floats(metrics):
+        return metrics  # type: ignore[return-value]
+    return {k: encode_float(v) for k, v in metrics.items()}
+
+
+def _finite_floats(values: dict[str, Any]) -> bool:
+    """Whether every value is a finite float, checked without a Python-level loop: a NaN or
+    an infinity makes the sum non-finite (a finite sum that overflows only takes the slow
+    path). Run for every metrics entry written and read back."""
+    numbers = values.values()
+    return {*map(type, numbers)} <= _FLOAT_ONLY and -math.inf < sum(numbers) < math.inf
+
+
+_FLOAT_ONLY: Final = frozenset({float})
 
 
 def encode_float(value: float) -> float | str:

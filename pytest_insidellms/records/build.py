@@ -330,11 +330,15 @@ def _probe(probe_id: str, params: Mapping[str, Any] | None = None) -> dict[str, 
     return {"probe_id": probe_id, "probe_version": None, "params": plain(dict(params or {}))}
 
 
+#: ResultStatus by value, as a dict: the enum's own lookup costs a call per probe.
+_STATUS_VALUES: Final = {s.value: s.value for s in ResultStatus}
+
+
 def _status(status: Any) -> str:
     value = getattr(status, "value", status)
     try:
-        return ResultStatus(value).value
-    except ValueError:
+        return _STATUS_VALUES.get(value, "error")
+    except TypeError:  # unhashable: no status
         return "error"
 
 

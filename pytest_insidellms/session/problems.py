@@ -7,10 +7,10 @@ nor leaked as a warning pytest could turn into an error under ``-W error``.
 
 from __future__ import annotations
 
-import contextlib
 import warnings
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any, Final
 
 import pytest
 
@@ -90,34 +90,11 @@ class ProblemSink:
 
     # -- the guard --------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def guard(self, name: str = "tracking") -> Iterator[None]:
+    def guard(self, name: str = "tracking") -> _Guard:
         """Run tracking code: exceptions become problems of ``name``; warnings raised inside
         are held and shown once the outermost guard ends, outside every catch_warnings.
         Only the outermost guard records warnings (catch_warnings is not cheap)."""
-        if self._depth:
-            try:
-                yield
-            except Exception as exc:
-                self.failure(name, exc)
-            return
-        self._depth += 1
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                try:
-                    yield
-                except Exception as exc:
-                    self.failure(name, exc)
-        finally:
-            self._depth -= 1
-        for message in caught:
-            # Our library's notices (a truncated param, a backend that went down) are shown
-            # once each; other libraries' warnings raised while logging (SQLAlchemy
-            # deprecations inside MLflow, ...) are theirs, not the user's: left out.
-            if isinstance(message.message, TrackingWarning):
-                self.warn(str(message.message))
-        self._show()
+        return _Guard(self, name)
 
     def _show(self) -> None:
         pending, self._pending = self._pending, []
@@ -137,3 +114,58 @@ class ProblemSink:
         """--track-strict: any problem turns an otherwise passing session into exit 4."""
         if self.strict and self.problems and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+
+_ALWAYS: Final = ("always", None, Warning, None, 0)
+
+
+class _Guard:
+    """ProblemSink.guard as a plain context manager: entered three times per test, where a
+    generator-based one costs several calls more each time."""
+
+    __slots__ = ("sink", "name", "catcher", "caught")
+
+    def __init__(self, sink: ProblemSink, name: str) -> None:
+        self.sink = sink
+        self.name = name
+        self.catcher: warnings.catch_warnings[list[warnings.WarningMessage]] | None = None
+        self.caught: list[warnings.WarningMessage] = []
+
+    def __enter__(self) -> None:
+        sink = self.sink
+        sink._depth += 1
+        if sink._depth == 1:
+            self.catcher = warnings.catch_warnings(record=True)
+            self.caught = self.catcher.__enter__()
+            # What simplefilter("always") leaves in effect, without its scan of pytest's
+            # filters (half the cost of a guard); the list is the copy catch_warnings restores
+            # from, and entering it already invalidated every warning registry.
+            warnings.filters = [_ALWAYS]
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool:
+        sink = self.sink
+        swallowed = isinstance(exc, Exception)
+        if self.catcher is None:
+            sink._depth -= 1
+            if swallowed:
+                assert exc is not None
+                sink.failure(self.name, exc)
+            return swallowed
+        try:
+            if swallowed:
+                assert exc is not None
+                sink.failure(self.name, exc)
+        finally:
+            self.catcher.__exit__(None, None, None)
+            sink._depth -= 1
+        if not swallowed and exc is not None:
+            return False
+        for message in self.caught:
+            # Our library's notices (a truncated param, a backend that went down) are shown
+            # once each; other libraries' warnings raised while logging (SQLAlchemy
+            # deprecations inside MLflow, ...) are theirs, not the user's: left out.
+            if isinstance(message.message, TrackingWarning):
+                sink.warn(str(message.message))
+        sink._show()
+        return swallowed
