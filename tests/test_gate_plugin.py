@@ -66,6 +66,7 @@ def test_no_change_passes_and_writes_the_verdict_beside_the_records(
     verdict = gate_json(suite.path / "cand")
     assert verdict == gate_json(suite.path / "cand")  # read twice: a file, not a stream
     assert (suite.path / "cand" / "gate.md").read_text("utf-8").strip()
+    assert not (suite.path / "experiments").exists()  # an untracked gate leaves no track dir
     report = (suite.path / "cand" / "report.html").read_text("utf-8")
     assert "regressions&lt;=0" in report or "regressions<=0" in report
 

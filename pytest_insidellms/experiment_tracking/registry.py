@@ -170,8 +170,11 @@ def spool_dir(track_dir: Path, backend_name: str) -> Path:
     return track_dir / "spool" / backend_name
 
 
-def embedded_mlflow_uri(track_dir: Path) -> str:
-    track_dir.mkdir(parents=True, exist_ok=True)
+def embedded_mlflow_uri(track_dir: Path, *, create: bool = True) -> str:
+    """The embedded MLflow store under ``track_dir``; ``create=False`` for a reader, which
+    must leave no directory behind."""
+    if create:
+        track_dir.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{(track_dir / 'mlflow.db').resolve()}"
 
 

@@ -47,6 +47,7 @@ from typing import Any, Final, Union
 
 from ..experiment_tracking.names import safe_id
 from ..experiment_tracking.redaction import redact_text
+from ..experiment_tracking.registry import embedded_mlflow_uri
 from ..records import MANIFEST, RECORDS, case_key, read_records
 
 __all__ = [
@@ -194,7 +195,8 @@ def resolve_baseline(spec: BaselineSpec, *, track_dir: Path, project: str, root:
         return _local_latest(spec, track_dir / safe_id(project), frozenset(exclude_run_ids))
     if isinstance(spec, GitBaseline):
         return _from_git(spec, root)
-    uri = mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI") or _embedded_uri(track_dir)
+    uri = mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI") or embedded_mlflow_uri(
+        track_dir, create=False)
     return _from_mlflow(spec, uri, project, frozenset(exclude_run_ids))
 
 
@@ -342,11 +344,6 @@ def _from_git(spec: GitBaseline, root: Path) -> Baseline | MissingBaseline:
 
 
 # -- mlflow ----------------------------------------------------------------------------------
-
-
-def _embedded_uri(track_dir: Path) -> str:
-    # As the registry's embedded store, without creating the directory: reading creates nothing.
-    return f"sqlite:///{(track_dir / 'mlflow.db').resolve()}"
 
 
 def _from_mlflow(spec: MlflowBaseline, uri: str, project: str,

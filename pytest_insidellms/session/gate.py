@@ -19,7 +19,6 @@ error still fail it); ``tests`` reports the verdict and leaves the status to pyt
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -56,6 +55,8 @@ class SessionGate(CaseConsumer):
         self.verdict: Verdict | None = None
         #: Why there is no verdict (the session stopped early, the rules matched nothing).
         self.no_verdict: str | None = None
+        #: Interrupted, killed or crashed: no verdict, and the exit status stays pytest's.
+        self.stopped_early = False
         #: Failures that are not an experiment's data: they fail the session in every mode.
         self.blocking_failures = 0
         self._judged = False
@@ -70,7 +71,7 @@ class SessionGate(CaseConsumer):
         try:
             self.baseline = resolve_baseline(
                 spec, track_dir=self.settings.track_dir, project=self.settings.tracking.project,
-                root=self.config.rootpath, mlflow_uri=_mlflow_uri(self.settings))
+                root=self.config.rootpath, mlflow_uri=_configured_mlflow_uri(self.settings))
         except BaselineError as exc:
             raise pytest.UsageError(f"{self.options.baseline_source}: {exc}") from None
         if isinstance(self.baseline, MissingBaseline) and self.options.missing == "warn":
@@ -91,10 +92,9 @@ class SessionGate(CaseConsumer):
     def judge(self, records: Sequence[Mapping[str, Any]], *, completed: bool) -> str | None:
         """Reach the verdict on the session's records; the HTML for report.html's
         comparison, or None. Called by the records consumer, before it writes."""
-        if self._judged:
-            return None if self.verdict is None else render_html(self.verdict)
         self._judged = True
         if not completed:
+            self.stopped_early = True
             self.no_verdict = "the session did not run to its end"
             return None
         baseline = self.baseline
@@ -116,7 +116,7 @@ class SessionGate(CaseConsumer):
     def failed(self) -> bool:
         """The gate says no: its verdict failed, a rule matched nothing, or the baseline is
         missing under ``--track-baseline-missing fail``."""
-        if not self._judged or self.no_verdict == "the session did not run to its end":
+        if not self._judged or self.stopped_early:
             return False
         if self.verdict is None:
             return True
@@ -157,7 +157,6 @@ class SessionGate(CaseConsumer):
             write_gate_files(staged, verdict)
             tracked.log_to_session(params, staged, "gate", "gate",
                                    metrics=verdict.metrics())
-            shutil.rmtree(staged, ignore_errors=True)
 
     # -- what pytest shows and returns ------------------------------------------------------
 
@@ -195,11 +194,8 @@ class SessionGate(CaseConsumer):
     def apply_exit(self, session: pytest.Session) -> None:
         """The session's exit status under the contract in the module docstring."""
         status = session.exitstatus
-        if status not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not self._judged:
-            return
-        if self.no_verdict == "the session did not run to its end":
-            return
-        if self.options.exit == "tests":
+        if (status not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not self._judged
+                or self.stopped_early or self.options.exit == "tests"):
             return
         tests_failed = status == pytest.ExitCode.TESTS_FAILED
         if self.options.exit == "gate":
@@ -208,10 +204,8 @@ class SessionGate(CaseConsumer):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED if failed else pytest.ExitCode.OK
 
 
-def _mlflow_uri(settings: Settings) -> str:
-    """The MLflow store the session's own ``--track mlflow`` would use."""
-    from ..experiment_tracking.registry import embedded_mlflow_uri
-
+def _configured_mlflow_uri(settings: Settings) -> str | None:
+    """The config file's MLflow store; without one, the baseline resolver picks what a
+    tracked session would (``MLFLOW_TRACKING_URI``, else the embedded store)."""
     uri = settings.tracking.backends.get("mlflow", {}).get("tracking_uri")
-    return str(uri or os.environ.get("MLFLOW_TRACKING_URI") or
-               embedded_mlflow_uri(settings.track_dir))
+    return str(uri) if uri else None
