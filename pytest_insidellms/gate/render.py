@@ -10,6 +10,7 @@ lists, cut with a "... and N more" line once the budget is spent (gate.json has 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from html import escape
@@ -19,8 +20,8 @@ from typing import Final
 from ..records.canonical import pretty_json, write_atomic
 from .engine import GateRow, Verdict
 
-__all__ = ["GATE_JSON", "GATE_MARKDOWN", "MARKDOWN_LIMIT", "render_html", "render_markdown",
-           "render_text", "write_gate_files"]
+__all__ = ["GATE_JSON", "GATE_MARKDOWN", "MARKDOWN_LIMIT", "append_step_summary", "render_html",
+           "render_markdown", "render_text", "write_gate_files"]
 
 GATE_JSON: Final = "gate.json"
 GATE_MARKDOWN: Final = "gate.md"
@@ -230,3 +231,14 @@ def write_gate_files(directory: Path, verdict: Verdict) -> tuple[Path, Path]:
     write_atomic(json_path, pretty_json(verdict.to_json()).encode("utf-8"))
     write_atomic(markdown_path, render_markdown(verdict).encode("utf-8"))
     return json_path, markdown_path
+
+
+def append_step_summary(verdict: Verdict) -> Path | None:
+    """The Markdown appended to ``$GITHUB_STEP_SUMMARY`` (GitHub Actions' job summary) when
+    that variable is set; the file written, or None."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return None
+    with open(target, "a", encoding="utf-8") as stream:
+        stream.write(render_markdown(verdict) + "\n")
+    return Path(target)

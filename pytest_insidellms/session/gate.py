@@ -18,7 +18,6 @@ error still fail it); ``tests`` reports the verdict and leaves the status to pyt
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,7 +28,7 @@ import pytest
 from ..cases import FinishedCase
 from ..gate.baseline import Baseline, BaselineError, MissingBaseline, resolve_baseline
 from ..gate.engine import GateSettings, Verdict, evaluate
-from ..gate.render import render_html, render_markdown, render_text, write_gate_files
+from ..gate.render import append_step_summary, render_html, render_text, write_gate_files
 from ..gate.rules import RuleError
 from ..options import GateOptions, Settings
 from .problems import ProblemSink
@@ -37,7 +36,6 @@ from .assembler import CaseConsumer
 from .tracking import TrackedSession
 
 PROBLEM_NAME: Final = "gate"
-STEP_SUMMARY: Final = "GITHUB_STEP_SUMMARY"
 
 
 class SessionGate(CaseConsumer):
@@ -136,12 +134,8 @@ class SessionGate(CaseConsumer):
             self._log(self.tracked, self.verdict)
 
     def _append_step_summary(self, verdict: Verdict) -> None:
-        target = os.environ.get(STEP_SUMMARY)
-        if not target:
-            return
         with self.problems.guard(PROBLEM_NAME):
-            with open(target, "a", encoding="utf-8") as stream:
-                stream.write(render_markdown(verdict) + "\n")
+            append_step_summary(verdict)
 
     def _log(self, tracked: TrackedSession, verdict: Verdict) -> None:
         """The verdict's params and numbers on the session run, with gate.json and gate.md

@@ -162,7 +162,7 @@ def _run_gate(out: Path, baseline: str, rules: list[str], alpha: float | None, *
                                  resolve_baseline)
     from ..gate.cli import DEFAULT_RULES
     from ..gate.engine import GateSettings, evaluate
-    from ..gate.render import render_markdown, render_text, write_gate_files
+    from ..gate.render import append_step_summary, render_text, write_gate_files
     from ..gate.rules import RuleError, parse_rules
     from ..records import read_records
 
@@ -180,10 +180,7 @@ def _run_gate(out: Path, baseline: str, rules: list[str], alpha: float | None, *
         raise GateUnavailable(str(exc)) from None
     print(render_text(verdict))
     write_gate_files(out, verdict)
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:  # as a gated session does
-        with open(summary, "a", encoding="utf-8") as stream:
-            stream.write(render_markdown(verdict) + "\n")
+    append_step_summary(verdict)  # as a gated session does
     return GateOutcome(verdict.passed, {
         "gate_verdict": "pass" if verdict.passed else "fail", "gate_alpha": settings.alpha,
         "gate_rules": [rule.label for rule in parsed], "gate_baseline": found.spec,
