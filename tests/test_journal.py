@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from pytest_insidellms import LocalFileTracker
+from pytest_insidellms import (ExperimentResult, LocalFileTracker, ModelInfo, ProbeCategory,
+                               ProbeResult)
 from pytest_insidellms.experiment_tracking import journal
 from pytest_insidellms.experiment_tracking.journal import (
     JOURNAL,
@@ -260,12 +262,68 @@ def test_end_run_and_resume_read_the_journal_once(tmp_path: Path,
     tracker.log_params({"p": 1})
     assert passes == []  # logging never reads
     tracker.end_run()
-    assert len(passes) == 1
+    assert passes == []  # it wrote every line itself: its mirror holds what the file does
     tracker.start_run(run_id=run_id)
-    assert len(passes) == 2
+    assert len(passes) == 1  # a resumed run reads its journal once
     tracker.end_run()
+    assert len(passes) == 2  # and once at its end: it did not write all of it
     metrics_file = json.loads((tracker.run_path(run_id) / "metrics.json").read_text())
     assert [m["step"] for m in metrics_file] == [0, 1, 2, 3, 4]
+
+
+def _log_everything(tracker: LocalFileTracker, tmp_path: Path) -> str:
+    run_id = tracker.start_run("r")
+    tracker.log_metrics({"x": 1.0, "nan": math.nan, "inf": -math.inf, "é/ü": 3})
+    tracker.log_params({"nested": [1, {"q": "v"}], "f": 2.5, "none": None})
+    tracker.log_metrics({"x": 2}, step=7)
+    source = tmp_path / "notes.txt"
+    source.write_text("hi")
+    tracker.log_artifact(source, "notes.txt")
+    tracker.log_experiment_result(
+        ExperimentResult(experiment_id="e", model_info=ModelInfo(name="m", provider="p", model_id="m-1"),
+                         probe_name="probe", probe_category=ProbeCategory.REASONING,
+                         results=[ProbeResult(input="a"), ProbeResult(input="b")]),
+        "case/1/")
+    case_lines = tracker.journal_writer(run_id, journal.open_append)
+    case_lines.append(journal.CaseEntry({"nodeid": "t.py::x", "outcome": "passed"}))
+    return run_id
+
+
+RUN_FILES = ("metrics.json", "params.json", "artifacts.json", "final_state.json")
+
+
+def test_the_mirror_writes_the_bytes_the_journal_gives(tmp_path: Path) -> None:
+    tracker = LocalFileTracker(tmp_path / "runs")
+    run_id = _log_everything(tracker, tmp_path)
+    tracker.end_run()
+    run_dir = tracker.run_path(run_id)
+    mirrored = {name: (run_dir / name).read_bytes() for name in RUN_FILES}
+    state = json.loads(mirrored["final_state.json"])
+    journal.materialize(run_dir, {"status": state["status"], "ended_at": state["ended_at"]})
+    assert {name: (run_dir / name).read_bytes() for name in RUN_FILES} == mirrored
+    assert state["metrics_count"] == 3 and state["total_steps"] == 9
+
+
+@pytest.mark.parametrize("spoil", ["appended elsewhere", "past the limit"])
+def test_a_journal_the_mirror_does_not_match_is_read_back(
+    tmp_path: Path, spoil: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if spoil == "past the limit":
+        monkeypatch.setattr(journal.JournalMirror.__init__, "__defaults__", (100,))
+    tracker = LocalFileTracker(tmp_path / "runs")
+    run_id = _log_everything(tracker, tmp_path)
+    path = tracker.run_path(run_id) / JOURNAL
+    if spoil == "appended elsewhere":  # another process, or a person
+        with open(path, "ab") as handle:
+            handle.write(b'{"kind": "params", "params": {"late": 1}}\nnot json\n')
+    tracker.end_run()
+    loaded = tracker.load_run(run_id)
+    assert [m["step"] for m in loaded["metrics"]] == [0, 7, 8]
+    if spoil == "appended elsewhere":
+        assert loaded["params"]["late"] == 1
+        assert loaded["final_state"]["journal_skipped_lines"] == [9]
+    else:
+        assert "journal_skipped_lines" not in loaded["final_state"]
 
 
 # -- open files -------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from typing import Any, ClassVar, Final, Generic, Literal, Protocol, TypeVar, ca
 
 from ..types import to_jsonable
 from .config import TrackingConfig
+from .names import joins_cleanly
 from .names import safe_relative_name as safe_relative_name
 from .names import sanitize_key as sanitize_key
 from .redaction import redact_config, redact_params
@@ -171,6 +172,13 @@ class TrackerCore(ABC, Generic[RunT]):
         with self._lock:
             self._record_params(run, params)
 
+    def _core_result(self, run: RunT, metrics: dict[str, float], params: dict[str, Any],
+                     step: int | None, timestamp: float) -> None:
+        """One logged result: its metrics (taking a step only if there are any) and params."""
+        with self._lock:
+            taken = self._take_step(run, step) if metrics else None
+            self._record_result(run, metrics, params, taken, timestamp)
+
     def _core_artifact(self, run: RunT, artifact: Artifact) -> None:
         with self._lock:
             if self.config.log_artifacts:
@@ -208,6 +216,17 @@ class TrackerCore(ABC, Generic[RunT]):
     @abstractmethod
     def _record_params(self, run: RunT, params: dict[str, Any]) -> None:
         """Record plain-JSON param values under already-sanitised keys."""
+
+    def _record_result(self, run: RunT, metrics: dict[str, float], params: dict[str, Any],
+                       step: int | None, timestamp: float) -> None:
+        """Record one result's metrics (at ``step``, None when there are none) and params,
+        either may be empty. The default is the two hooks above; a backend that can store
+        both at once (one journal write) overrides it."""
+        if metrics:
+            assert step is not None
+            self._record_metrics(run, metrics, step, timestamp)
+        if params:
+            self._record_params(run, params)
 
     @abstractmethod
     def _record_artifact(self, run: RunT, artifact: Artifact) -> None:
@@ -393,9 +412,7 @@ class ExperimentTracker(TrackerCore[RunT]):
         """Log an ExperimentResult (or any object shaped like one): one metrics and one
         params call, every name prefixed with ``prefix`` as given. Both are validated before
         either is logged."""
-        metrics, params = flatten_experiment_result(result, prefix)
-        clean_metrics = validate_metrics(metrics)
-        clean_params = validate_params(params, self.config.redact_patterns)
+        clean_metrics, clean_params = validate_result(result, prefix, self.config.redact_patterns)
         if self.reference_contract:  # its own public methods, as insideLLMs' helper calls them
             if run_id is not None:
                 raise TypeError(f"{type(self).__name__} follows insideLLMs' contract: no run_id=")
@@ -404,10 +421,8 @@ class ExperimentTracker(TrackerCore[RunT]):
             return
         with self._lock:
             run = self._resolve(run_id)
-            if clean_metrics:
-                self._core_metrics(run, clean_metrics, None, utc_now().timestamp())
-            if clean_params:
-                self._core_params(run, clean_params)
+            if clean_metrics or clean_params:
+                self._core_result(run, clean_metrics, clean_params, None, utc_now().timestamp())
 
     # -- context manager ----------------------------------------------------------------------
 
@@ -592,8 +607,40 @@ def validate_params(
 ) -> dict[str, Any]:
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a mapping, got {type(params).__name__}")
-    clean = {sanitize_key(key): _spell_non_finite(to_jsonable(value)) for key, value in params.items()}
+    clean = {sanitize_key(key): param_value(value) for key, value in params.items()}
     return redact_params(clean, redact_patterns)
+
+
+def param_value(value: Any) -> Any:
+    """A param value as plain JSON, NaN and infinities spelled as strings."""
+    if type(value) in _PLAIN_PARAM:
+        return value
+    return _spell_non_finite(to_jsonable(value))
+
+
+#: Exact types a param value keeps as it is (floats may need spelling).
+_PLAIN_PARAM: Final = frozenset({str, int, bool, type(None)})
+
+
+def validate_result(
+    result: Any, prefix: str, redact_patterns: Iterable[str] = ()
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """``flatten_experiment_result`` validated: what ``validate_metrics`` and
+    ``validate_params`` would make of its two dicts, in one pass.
+
+    Flattening makes every metric value a float, and most names are the fixed ones it
+    writes, which are clean: when the prefix joins cleanly onto them (see
+    :func:`~.names.joins_cleanly`) only the names a result brings itself (custom metrics)
+    are checked. Anything else takes the general path."""
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a string, got {type(prefix).__name__}")
+    metrics, params = flatten_experiment_result(result)
+    if not joins_cleanly(prefix, metrics, params):
+        return (validate_metrics({f"{prefix}{k}": v for k, v in metrics.items()}),
+                validate_params({f"{prefix}{k}": v for k, v in params.items()}, redact_patterns))
+    clean_params = {f"{prefix}{k}": param_value(v) for k, v in params.items()}
+    return ({f"{prefix}{k}": v for k, v in metrics.items()},
+            redact_params(clean_params, redact_patterns))
 
 
 def _spell_non_finite(value: Any) -> Any:

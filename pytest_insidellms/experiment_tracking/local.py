@@ -9,8 +9,8 @@ Layout (the reference layout, plus ``journal.jsonl`` and ``children/``)::
         artifacts/<name>   copied when log_artifact is called
         children/<child run id>/   nested runs, same layout
 
-The four end-of-run files are rebuilt from the journal (see :mod:`.journal`) in one pass and
-replaced atomically, so a run whose process was killed can still be read back completely with
+The four end-of-run files are rebuilt from the journal (see :mod:`.journal`) in one pass, or
+from what this tracker wrote to it when nothing else did, and replaced atomically, so a run whose process was killed can still be read back completely with
 :meth:`LocalFileTracker.load_run` (its status is then ``running``). An open run holds no file
 open, so any number of runs may be open at once. Non-finite metric values are written as the
 strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` and read back as floats.
@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +30,8 @@ from typing import Any
 from .base import Artifact, ExperimentTracker, Run
 from .config import TrackingConfig
 from .journal import JOURNAL as JOURNAL
-from .journal import ArtifactEntry, JournalWriter, MetricsEntry, ParamsEntry, summarize
+from .journal import (AppendFile, ArtifactEntry, JournalMirror, JournalWriter, MetricsEntry, ParamsEntry,
+                      summarize)
 from .journal import decode_float as decode_float
 from .journal import materialize as materialize
 from .journal import write_json_atomic as write_json_atomic
@@ -73,8 +75,9 @@ class LocalFileTracker(ExperimentTracker[LocalRun]):
         path = claim_directory(base, safe_id(run_id or name), reserved=taken)
         (path / "artifacts").mkdir()
         (path / JOURNAL).touch()  # a run that never logs is still a run to find and replay
+        journal = path / JOURNAL
         run = LocalRun(run_id=path.name, name=name, parent=parent, path=path,
-                       journal=JournalWriter(path / JOURNAL))
+                       journal=JournalWriter(journal, mirror=JournalMirror(journal)))
         metadata: dict[str, Any] = {
             "run_id": run.run_id,
             "run_name": name,
@@ -102,6 +105,13 @@ class LocalFileTracker(ExperimentTracker[LocalRun]):
         run.last_step = summarize(path).last_step
         return run
 
+    def journal_writer(self, run_id: str, opener: Callable[[Path], AppendFile]) -> JournalWriter:
+        """Another writer of an open run's journal (case lines), through ``opener`` and
+        sharing the run writer's mirror, so the run still ends without reading it back."""
+        with self._lock:
+            run = self._open(run_id)
+            return JournalWriter(run.path / JOURNAL, opener, run.journal.mirror)
+
     def _record_metrics(
         self, run: LocalRun, metrics: dict[str, float], step: int, timestamp: float
     ) -> None:
@@ -109,6 +119,17 @@ class LocalFileTracker(ExperimentTracker[LocalRun]):
 
     def _record_params(self, run: LocalRun, params: dict[str, Any]) -> None:
         run.journal.append(ParamsEntry(params))
+
+    def _record_result(self, run: LocalRun, metrics: dict[str, float], params: dict[str, Any],
+                       step: int | None, timestamp: float) -> None:
+        entries: list[MetricsEntry | ParamsEntry] = []
+        if metrics:
+            assert step is not None
+            entries.append(MetricsEntry.at(step, metrics, timestamp))
+        if params:
+            entries.append(ParamsEntry(params))
+        if entries:
+            run.journal.append(*entries)
 
     def _record_artifact(self, run: LocalRun, artifact: Artifact) -> None:
         self.keep_artifact(run, artifact)
@@ -136,7 +157,8 @@ class LocalFileTracker(ExperimentTracker[LocalRun]):
             return entry
 
     def _close_run(self, run: LocalRun, status: str, ended_at: datetime) -> None:
-        materialize(run.path, {"status": status, "ended_at": ended_at.isoformat()})
+        materialize(run.path, {"status": status, "ended_at": ended_at.isoformat()},
+                    run.journal.mirror)
 
     # -- reading runs back ------------------------------------------------------------------
 

@@ -170,6 +170,12 @@ class MultiTracker(ExperimentTracker[MultiRun]):
         self._fan_out(run.children, "log_params",
                       lambda t, i: t._core_params(run.children[i], params))
 
+    def _record_result(self, run: MultiRun, metrics: dict[str, float], params: dict[str, Any],
+                       step: int | None, timestamp: float) -> None:
+        self._fan_out(run.children, "log_experiment_result",
+                      lambda t, i: t._core_result(run.children[i], metrics, params, step,
+                                                  timestamp))
+
     def _record_artifact(self, run: MultiRun, artifact: Artifact) -> None:
         self._fan_out(run.children, "log_artifact",
                       lambda t, i: t._core_artifact(run.children[i], artifact))

@@ -88,6 +88,35 @@ def _is_clean_key(key: str) -> bool:
     )
 
 
+def joins_cleanly(prefix: str, *name_groups: Iterable[str]) -> bool:
+    """True when ``sanitize_key(prefix + name)`` is ``prefix + name`` for every name given:
+    the prefix is clean followed by a word character, and each name is clean, starts with a
+    word character and fits. Then no rule can fire across the join (no ``//``, ``..`` or
+    ``/./`` can form there), so a caller logging many names under one prefix checks the
+    prefix once and only the names it does not know to be clean."""
+    room = KEY_MAX_LENGTH - len(prefix)
+    if prefix and (room < _LONGEST_FIXED_NAME or not _is_clean_key(prefix + "x")):
+        return False
+    for names in name_groups:
+        for name in names:
+            if name in FIXED_RESULT_NAMES:
+                continue
+            if not (_is_clean_key(name) and _WORD_START.match(name) and len(name) <= room):
+                return False
+    return True
+
+
+#: The names ``flatten_experiment_result`` writes itself, all clean and starting with a letter.
+FIXED_RESULT_NAMES: Final = frozenset({
+    "success_rate", "total_count", "success_count", "error_count", "timeout_count",
+    "rate_limited_count", "skipped_count", "duration_seconds", "accuracy", "precision",
+    "recall", "f1_score", "mean_latency_ms", "total_tokens", "error_rate", "experiment_id",
+    "model_name", "model_provider", "model_id", "probe_name", "probe_category",
+})
+_LONGEST_FIXED_NAME: Final = max(map(len, FIXED_RESULT_NAMES))
+_WORD_START = re.compile(r"\w")
+
+
 def safe_id(text: str) -> str:
     """A filesystem-safe, non-escaping directory name for a run id or project."""
     clean = _ID_FORBIDDEN.sub("_", text).strip("._") or "run"

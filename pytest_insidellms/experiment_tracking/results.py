@@ -5,6 +5,8 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
+from ..types import ResultStatus
+
 _SCORE_FIELDS = ("accuracy", "precision", "recall", "f1_score", "mean_latency_ms", "total_tokens",
                  "error_rate")
 #: What insideLLMs reads from a result that carries no ``results`` list, in logging order.
@@ -34,7 +36,7 @@ def flatten_experiment_result(result: Any, prefix: str = "") -> tuple[dict[str, 
     if not isinstance(prefix, str):
         raise TypeError(f"prefix must be a string, got {type(prefix).__name__}")
     # ``results=None`` is a broken result, not a summary: _statuses names the field.
-    metrics = (_counted_metrics(_statuses(result)) if hasattr(result, "results")
+    metrics = (_counted_metrics(result) if hasattr(result, "results")
                else _summary_metrics(result))
     params: dict[str, Any] = {}
 
@@ -74,18 +76,25 @@ def flatten_experiment_result(result: Any, prefix: str = "") -> tuple[dict[str, 
         if value is not None and value != "":
             params[name] = value
 
+    if not prefix:
+        return metrics, params
     return (
         {f"{prefix}{k}": v for k, v in metrics.items()},
         {f"{prefix}{k}": v for k, v in params.items()},
     )
 
 
-def _counted_metrics(statuses: list[str]) -> dict[str, Any]:
+def _counted_metrics(result: Any) -> dict[str, Any]:
     counts = dict.fromkeys(_STATUS_COUNTS.values(), 0)
-    for status in statuses:
-        if status in _STATUS_COUNTS:
-            counts[_STATUS_COUNTS[status]] += 1
-    total = len(statuses)
+    total = 0
+    for status in _statuses(result):
+        total += 1
+        # A member's _value_ is a plain attribute: its value property costs a call, and so
+        # does hashing the member.
+        text = status._value_ if type(status) is ResultStatus else _status_text(status, total - 1)
+        name = _STATUS_COUNTS.get(text)
+        if name is not None:
+            counts[name] += 1
     return {
         "success_rate": counts["success_count"] / total if total else 0.0,
         "total_count": float(total),
@@ -110,18 +119,19 @@ def _summary_metrics(result: Any) -> dict[str, Any]:
     return metrics
 
 
-def _statuses(result: Any) -> list[str]:
+def _statuses(result: Any) -> list[Any]:
+    """The status objects of ``result.results`` (each checked by :func:`_status_text`)."""
     results: Any = result.results
     if isinstance(results, (str, bytes)) or not hasattr(results, "__iter__"):
         raise TypeError(f"results must be a list of ProbeResult, got {type(results).__name__}")
-    statuses = []
-    for index, item in enumerate(results):
-        status = getattr(item, "status", None)
-        value = getattr(status, "value", status)
-        if not isinstance(value, str):
-            raise TypeError(f"results[{index}].status must be a ResultStatus, got {status!r}")
-        statuses.append(value.lower())
-    return statuses
+    return [getattr(item, "status", None) for item in results]
+
+
+def _status_text(status: Any, index: int) -> str:
+    value = getattr(status, "value", status)
+    if not isinstance(value, str):
+        raise TypeError(f"results[{index}].status must be a ResultStatus, got {status!r}")
+    return value.lower()
 
 
 def _duration(result: Any) -> float | None:

@@ -193,6 +193,16 @@ class SpoolingTracker(ExperimentTracker[SpoolRun]):
         self.spool._core_params(run.local, params)
         self._delivery.put("entry", run, ParamsEntry(params))
 
+    def _record_result(self, run: SpoolRun, metrics: dict[str, float], params: dict[str, Any],
+                       step: int | None, timestamp: float) -> None:
+        self._warn_once()
+        self.spool._core_result(run.local, metrics, params, step, timestamp)
+        if metrics:
+            assert step is not None
+            self._delivery.put("entry", run, MetricsEntry.at(step, metrics, timestamp))
+        if params:
+            self._delivery.put("entry", run, ParamsEntry(params))
+
     def _record_artifact(self, run: SpoolRun, artifact: Artifact) -> None:
         self._warn_once()
         # The remote gets the spool's copy: the caller's file may change once we return.
