@@ -57,6 +57,8 @@ class ItemState:
     marker: pytest.Mark | None = None
     marker_fields: dict[str, Any] = field(default_factory=dict)
     experiment: ExperimentInfo | None = None
+    #: The test's module path, as the node id starts (read three times per test).
+    module: str = ""
 
 
 def is_xdist_worker(config: pytest.Config) -> bool:
@@ -110,7 +112,9 @@ def pytest_configure(config: pytest.Config) -> None:
         warm_up(settings.backends)  # before any test: the SDKs' own environment writes
     hooks = config.stash[TRACKING_HOOKS] = TrackingHooks(config)
     config.pluginmanager.register(hooks, "insidellms-hooks")
-    if not is_xdist_worker(config):
+    if is_xdist_worker(config):
+        config.pluginmanager.register(WorkerCleanup(), "insidellms-worker-cleanup")
+    else:
         # Only a tracked session pays for it. (``from .x import y`` rather than
         # ``from . import x`` throughout: the latter returns a stale package attribute when
         # pytester has dropped the module from sys.modules between in-process runs.)
@@ -168,7 +172,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     mark = item.get_closest_marker("experiment")
     if mark is None:
         if hooks is not None:
-            item.stash[TEST_STATE] = ItemState(hooks.events_of(item))
+            item.stash[TEST_STATE] = hooks.state_of(item)
         return
     from .marker import MarkerError, check
 
@@ -177,7 +181,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     except MarkerError as exc:
         pytest.fail(str(exc), pytrace=False)
     if hooks is not None:
-        item.stash[TEST_STATE] = ItemState(hooks.events_of(item), mark, fields)
+        item.stash[TEST_STATE] = hooks.state_of(item, mark, fields)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -321,6 +325,11 @@ class TrackingHooks:
         self.current_item = item
         return self.current
 
+    def state_of(self, item: pytest.Item, mark: pytest.Mark | None = None,
+                 fields: dict[str, Any] | None = None) -> ItemState:
+        events = self.events_of(item)
+        return ItemState(events, mark, fields or {}, module=events.nodeid.split("::", 1)[0])
+
     def take_late(self) -> list[tuple[str, Event]]:
         late = []
         while self.late:  # pop is atomic: a thread appending meanwhile loses nothing
@@ -350,9 +359,15 @@ class TrackingHooks:
         state = item.stash.get(TEST_STATE, None)
         if state is None:
             return report
+        if report.when == "teardown":
+            state.events.closed = True
+        failed = call.excinfo is not None and report.failed
+        if not (self.worker or state.events or state.marker or self.late or failed
+                or not self._collected_sent):
+            return report  # nothing to carry: the replaying process knows the module's size
         from .wire import Payload, to_wire
 
-        module = item.nodeid.split("::", 1)[0]
+        module = state.module
         if state.marker is not None and state.experiment is None:
             from .marker import experiment_info, experiment_name, expanded_trial, trials_of
 
@@ -368,9 +383,8 @@ class TrackingHooks:
             self._collected_sent = True
             payload.collected = self.collected
         state.events.clear()  # in place: the tracker fixture holds this list
-        if report.when == "teardown":
-            state.events.closed = True
-        if report.failed and call.excinfo is not None:
+        if failed:
+            assert call.excinfo is not None
             payload.error_type = call.excinfo.typename
         if self.worker:
             report.insidellms = to_wire(payload)  # type: ignore[attr-defined]
@@ -385,6 +399,11 @@ class TrackingHooks:
             from .wire import late_to_wire
 
             output["insidellms_late"] = late_to_wire(self.take_late())
+
+
+
+class WorkerCleanup:
+    """Registered in xdist workers only, where payloads ride on the reports."""
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

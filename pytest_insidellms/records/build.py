@@ -181,12 +181,15 @@ def _case_records(case: FinishedCase, scrub: _Scrubber) -> list[dict[str, Any]]:
 def record_groups(case: FinishedCase) -> list[tuple[str | None, str]]:
     """The ``(custom.experiment, status)`` of each record ``case`` gives, without building
     the records: all the scores table counts, for a session that writes no run files."""
-    results = _returned_results(case)
-    if not results:
+    groups: list[tuple[str | None, str]] = []
+    for logged in case.results:
+        if logged.origin == "returned":
+            name = _experiment_name(case, logged)
+            groups += [(name, _status(result.status)) for result in logged.result.results]
+    if not groups:
         info = case.experiment
         return [(info.name if info else None, STATUS_OF_OUTCOME[case.outcome])]
-    return [(_experiment_name(case, logged), _status(result.status))
-            for logged, result in results]
+    return groups
 
 
 def _returned_results(case: FinishedCase) -> list[tuple[LoggedResult, ProbeResult]]:
@@ -335,6 +338,9 @@ _STATUS_VALUES: Final = {s.value: s.value for s in ResultStatus}
 
 
 def _status(status: Any) -> str:
+    if type(status) is ResultStatus:
+        member_value: str = status._value_  # a plain attribute; .value costs a call
+        return member_value
     value = getattr(status, "value", status)
     try:
         return _STATUS_VALUES.get(value, "error")

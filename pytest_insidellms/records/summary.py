@@ -120,12 +120,17 @@ class StatusCounts:
         self._groups: dict[tuple[str, str], tuple[str | None, dict[str, int]]] = {}
 
     def add(self, module: str, experiment: str | None, status: str) -> None:
-        key = (module, experiment or "")
-        group = self._groups.get(key)
-        if group is None:
-            group = self._groups[key] = (experiment, {})
-        counts = group[1]
-        counts[status] = counts.get(status, 0) + 1
+        self.add_groups(module, [(experiment, status)])
+
+    def add_groups(self, module: str, groups: list[tuple[str | None, str]]) -> None:
+        """Count one case's ``(experiment, status)`` pairs (its records') in."""
+        for experiment, status in groups:
+            key = (module, experiment or "")
+            group = self._groups.get(key)
+            if group is None:
+                group = self._groups[key] = (experiment, {})
+            counts = group[1]
+            counts[status] = counts.get(status, 0) + 1
 
     def summary(self) -> dict[str, Any]:
         """The part of summary.json the table reads: its experiments, in summary order."""

@@ -57,14 +57,20 @@ class CaseAssembler:
         self.signals = SignalWatch()
         #: The node ids collected before deselection, from the first payload carrying them.
         self.collected: list[str] | None = None
+        #: Modules the consumers have heard of (see _take).
+        self._announced: set[str] = set()
 
     # -- reports ----------------------------------------------------------------------------
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not self.signals.installed:
             self.signals.install()
-        with self.problems.guard():
+        # Not a guard: the consumers guard their own backend calls, whose warnings they hold
+        # (a guard's catch_warnings on each of three reports per test cost more than the rest).
+        try:
             self._take(report)
+        except Exception as exc:  # noqa: BLE001 - tracking never fails a test
+            self.problems.failure("tracking", exc)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
@@ -72,13 +78,38 @@ class CaseAssembler:
 
     def _take(self, report: pytest.TestReport) -> None:
         payload = self._payload_of(report)
-        if self.collected is None and payload.collected is not None:
-            self.collected = payload.collected
         nodeid = report.nodeid
         module = nodeid.split("::", 1)[0]
         worker: str | None = getattr(report, "worker_id", None) if self._each else None
         key = (worker, nodeid)
-        case = self._cases.setdefault(key, CaseState())
+        case = self._cases.get(key)
+        if case is None:
+            case = self._cases[key] = CaseState()
+        if payload is not None:
+            self._deliver(payload, case, module, nodeid, worker)
+        elif module not in self._announced:
+            # A single process sends no payload for a phase with nothing in it; the
+            # consumers still hear of each module once, with its size from the collection.
+            self._announced.add(module)
+            expected = self._hooks.module_tests.get(module)
+            for consumer in self.consumers:
+                consumer.on_events(module, nodeid, expected, [])
+        phase = _phase(report, None if payload is None else payload.error_type)
+        case.advance(phase)
+        if not phase.final:
+            return
+        if case.rerun_pending:
+            self._cases[key] = case.next_attempt()
+            return
+        del self._cases[key]
+        finished = case.finish(nodeid, module)
+        self._finished(finished if worker is None else replace(finished, worker=worker))
+
+    def _deliver(self, payload: Payload, case: CaseState, module: str, nodeid: str,
+                 worker: str | None) -> None:
+        self._announced.add(module)
+        if self.collected is None and payload.collected is not None:
+            self.collected = payload.collected
         expected = payload.module_tests
         if worker is not None and self._copies > 1:
             expected = expected and expected * self._copies
@@ -94,16 +125,6 @@ class CaseAssembler:
                                                  event.params))
         if payload.experiment is not None:
             case.experiment = payload.experiment
-        phase = _phase(report, payload)
-        case.advance(phase)
-        if not phase.final:
-            return
-        if case.rerun_pending:
-            self._cases[key] = case.next_attempt()
-            return
-        del self._cases[key]
-        finished = case.finish(nodeid, module)
-        self._finished(finished if worker is None else replace(finished, worker=worker))
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         """A module that failed to collect (kept going with --continue-on-collection-errors)
@@ -135,12 +156,17 @@ class CaseAssembler:
         for consumer in self.consumers:
             consumer.on_case(case)
 
-    def _payload_of(self, report: pytest.TestReport) -> Payload:
+    def _payload_of(self, report: pytest.TestReport) -> Payload | None:
+        """The report's payload; None for a phase of this process that had nothing to carry
+        (a report from elsewhere without one gets an empty payload: it may be the only
+        report of its module that arrives)."""
         local = self._hooks.payloads.pop(report, None)
         if local is not None:
             return local
         wire = report.__dict__.pop("insidellms", None)  # from an xdist worker
-        return from_wire(wire) if wire else Payload()
+        if wire:
+            return from_wire(wire)
+        return None if self._hooks.module_tests else Payload()
 
     # -- the end ----------------------------------------------------------------------------
 
@@ -165,11 +191,11 @@ class CaseAssembler:
         self.signals.restore()
 
 
-def _phase(report: pytest.TestReport, payload: Payload) -> Phase:
+def _phase(report: pytest.TestReport, error_type: str | None) -> Phase:
     failure = ""
-    if report.failed:
+    outcome = report.outcome
+    if outcome == "failed":
         failure = str(getattr(report, "longreprtext", "") or report.longrepr)
-    return Phase(when=str(report.when), outcome=report.outcome, duration=report.duration,
-                 start=getattr(report, "start", None), stop=getattr(report, "stop", None),
-                 failure_text=failure, xfail=hasattr(report, "wasxfail"),
-                 error_type=payload.error_type)
+    return Phase(str(report.when), outcome, report.duration, getattr(report, "start", None),
+                 getattr(report, "stop", None), failure, hasattr(report, "wasxfail"),
+                 error_type)

@@ -21,9 +21,10 @@ CRASHED: Final = "???"
 ERROR_TAIL: Final = 500
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Phase:
-    """What a case needs of one pytest report."""
+    """What a case needs of one pytest report (not frozen: one is made per report, and a
+    frozen dataclass sets each field through a call)."""
 
     when: str
     #: pytest's ``report.outcome``: passed, failed or skipped.

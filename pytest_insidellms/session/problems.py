@@ -30,6 +30,8 @@ class ProblemSink:
         self._warned: set[str] = set()
         self._pending: list[str] = []
         self._depth = 0
+        #: A guard's catch_warnings is in effect.
+        self._catching = False
 
     def __bool__(self) -> bool:
         return bool(self.problems)
@@ -90,11 +92,13 @@ class ProblemSink:
 
     # -- the guard --------------------------------------------------------------------------
 
-    def guard(self, name: str = "tracking") -> _Guard:
+    def guard(self, name: str = "tracking", *, hold_warnings: bool = True) -> _Guard:
         """Run tracking code: exceptions become problems of ``name``; warnings raised inside
         are held and shown once the outermost guard ends, outside every catch_warnings.
-        Only the outermost guard records warnings (catch_warnings is not cheap)."""
-        return _Guard(self, name)
+        Only the outermost guard records warnings (catch_warnings is not cheap), and only
+        one that holds them: ``hold_warnings=False`` for code that calls no library (a
+        journal append, counting), where a guard is entered per test."""
+        return _Guard(self, name, hold_warnings)
 
     def _show(self) -> None:
         pending, self._pending = self._pending, []
@@ -120,21 +124,24 @@ _ALWAYS: Final = ("always", None, Warning, None, 0)
 
 
 class _Guard:
-    """ProblemSink.guard as a plain context manager: entered three times per test, where a
-    generator-based one costs several calls more each time."""
+    """ProblemSink.guard as a plain context manager (a generator-based one costs several
+    calls more each time). The outermost guard that holds warnings records them; one that
+    does not (``hold_warnings=False``: code that calls no library) only catches exceptions."""
 
-    __slots__ = ("sink", "name", "catcher", "caught")
+    __slots__ = ("sink", "name", "hold", "catcher", "caught")
 
-    def __init__(self, sink: ProblemSink, name: str) -> None:
+    def __init__(self, sink: ProblemSink, name: str, hold_warnings: bool) -> None:
         self.sink = sink
         self.name = name
+        self.hold = hold_warnings
         self.catcher: warnings.catch_warnings[list[warnings.WarningMessage]] | None = None
         self.caught: list[warnings.WarningMessage] = []
 
     def __enter__(self) -> None:
         sink = self.sink
         sink._depth += 1
-        if sink._depth == 1:
+        if self.hold and not sink._catching:
+            sink._catching = True
             self.catcher = warnings.catch_warnings(record=True)
             self.caught = self.catcher.__enter__()
             # What simplefilter("always") leaves in effect, without its scan of pytest's
@@ -146,18 +153,14 @@ class _Guard:
                  tb: TracebackType | None) -> bool:
         sink = self.sink
         swallowed = isinstance(exc, Exception)
-        if self.catcher is None:
-            sink._depth -= 1
-            if swallowed:
-                assert exc is not None
-                sink.failure(self.name, exc)
-            return swallowed
         try:
             if swallowed:
                 assert exc is not None
                 sink.failure(self.name, exc)
         finally:
-            self.catcher.__exit__(None, None, None)
+            if self.catcher is not None:
+                self.catcher.__exit__(None, None, None)
+                sink._catching = False
             sink._depth -= 1
         if not swallowed and exc is not None:
             return False
@@ -167,5 +170,6 @@ class _Guard:
             # deprecations inside MLflow, ...) are theirs, not the user's: left out.
             if isinstance(message.message, TrackingWarning):
                 sink.warn(str(message.message))
-        sink._show()
+        if sink._depth == 0:
+            sink._show()
         return swallowed

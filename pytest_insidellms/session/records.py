@@ -48,7 +48,7 @@ from .datasets import declared_datasets
 from .problems import ProblemSink
 from .assembler import CaseConsumer
 from .shards import write_shard_file
-from .tracking import TrackedSession
+from .tracking import TrackedSession, spoolers
 
 if TYPE_CHECKING:
     from .gate import SessionGate
@@ -92,11 +92,11 @@ class SessionRecords(CaseConsumer):
     # -- what the assembler hands over ------------------------------------------------------
 
     def on_case(self, case: FinishedCase) -> None:
+        if not self._keep:  # the scores table only: statuses and groups suffice
+            with self.problems.guard(ARTIFACT_NAME, hold_warnings=False):
+                self._counts.add_groups(case.module, record_groups(case))
+            return
         with self.problems.guard(ARTIFACT_NAME):
-            if not self._keep:  # the scores table only: statuses and groups suffice
-                for experiment, status in record_groups(case):
-                    self._counts.add(case.module, experiment, status)
-                return
             case = portable(case)
             self._records.extend(build_records(self._draft, [case]))
             self._timings.append(FinishedCase(
@@ -163,7 +163,7 @@ class SessionRecords(CaseConsumer):
         # own id is learnt later, on the delivery thread.
         run_ids = tracked.tracker.child_run_ids(tracked.session_run)
         locations = tracked.tracker.locations(tracked.session_run)
-        spooled = {spooler.backend_name for spooler in tracked.spoolers()}
+        spooled = {spooler.backend_name for spooler in spoolers(tracked.tracker)}
         mask = self.problems.mask  # a tracking URI may carry credentials; CI keeps this file
         return {name: {"run_id": run_ids.get(name), "location": mask(location) if location
                        else location, "spooled": name in spooled}

@@ -23,7 +23,7 @@ import pytest
 from .. import __version__
 from ..cases import FinishedCase, LoggedResult
 from ..experiment_tracking import MultiTracker
-from ..experiment_tracking.journal import JOURNAL, CaseEntry, HeldFile, JournalWriter
+from ..experiment_tracking.journal import CaseEntry, HeldFile, JournalWriter
 from ..experiment_tracking.local import LocalFileTracker
 from ..experiment_tracking.spool import SpoolingTracker
 from ..fixture import STAGING
@@ -72,7 +72,7 @@ class ModuleRun:
     def journal_case(self, case: FinishedCase, problems: ProblemSink) -> None:
         if self.journals:
             entry = CaseEntry(case_line(case))
-            with problems.guard("journal"):
+            with problems.guard("journal", hold_warnings=False):
                 for journal in self.journals:
                     journal.append(entry)
 
@@ -122,17 +122,19 @@ class TrackedSession(CaseConsumer):
         self._call(lambda t: t.log_params(params, run_id=self.session_run))
         return True
 
-    def _module(self, path: str, expected: int | None) -> ModuleRun:
+    def _module(self, path: str, expected: int | None) -> ModuleRun | None:
+        """The module's run, opened on its first report; None if it could not be."""
         module = self._modules.get(path)
         if module is None:
-            assert self.tracker is not None
-            run_id = self.tracker.start_run(path, parent_run_id=self.session_run)
-            self._collect_errors(self.tracker)
+            run_id = self._call(lambda t: t.start_run(path, parent_run_id=self.session_run))
+            if run_id is None:
+                return None
             module = self._modules[path] = ModuleRun(path, run_id)
-            with self.problems.guard():
-                module.journals = case_journals(self.tracker, run_id, self._held)
-            if self.settings.tracking.log_code:
-                self._log_code(module)
+            module.journals = self._call(lambda t: case_journals(t, run_id, self._held)) or []
+            source = self.config.rootpath / path
+            if self.settings.tracking.log_code and source.is_file():
+                self._call(lambda t: t.log_artifact(source, f"code/{source.name}", "code",
+                                                    run_id=run_id))
         if expected:
             module.expected = expected
         return module
@@ -145,6 +147,9 @@ class TrackedSession(CaseConsumer):
             _discard_staged(events)
             return
         module = self._module(module_path, expected)
+        if module is None:
+            _discard_staged(events)
+            return
         for event in events:
             run_id = module.run_id if event.target == "module" else self.session_run
             assert run_id is not None
@@ -172,6 +177,8 @@ class TrackedSession(CaseConsumer):
         if not self.open():
             return
         module = self._module(case.module, None)
+        if module is None:
+            return
         module.journal_case(case, self.problems)
         complete = module.add_case(case)
         self.tally.add(case)
@@ -203,12 +210,6 @@ class TrackedSession(CaseConsumer):
         logged = experiment.logged_result()
         if logged is not None:
             self._log_result(logged, module.run_id, experiment.experiment_id)
-
-    def _log_code(self, module: ModuleRun) -> None:
-        source = self.config.rootpath / module.path
-        if source.is_file():
-            self._call(lambda t: t.log_artifact(source, f"code/{source.name}", "code",
-                                                run_id=module.run_id))
 
     def _log_tally(self, run_id: str | None, tally: Tally) -> None:
         if run_id is not None and self.settings.tracking.auto_log_metrics:
@@ -243,7 +244,7 @@ class TrackedSession(CaseConsumer):
         status = "killed" if killed else ("failed" if failed else "finished")
         self._call(lambda t: t.end_run(status, run_id=self.session_run))
         self._call(lambda t: t.flush())
-        _report_outages(self.spoolers(), self.problems)
+        _report_outages(spoolers(self.tracker), self.problems)
 
     def log_to_session(self, params: dict[str, Any], artifact: Path | None = None,
                        name: str | None = None, type: str | None = None, *,
@@ -261,18 +262,17 @@ class TrackedSession(CaseConsumer):
             self._call(lambda t: t.log_artifact(artifact, name, type, run_id=run_id))
         return True
 
-    def spoolers(self) -> list[SpoolingTracker]:
-        trackers = self.tracker.trackers if self.tracker is not None else []
-        return [t for t in trackers if isinstance(t, SpoolingTracker)]
-
     # -- failure handling -------------------------------------------------------------------
 
-    def _call(self, operation: Callable[[MultiTracker], Any]) -> None:
-        """One operation on the multi-tracker; backend failures are collected, not raised."""
+    def _call(self, operation: Callable[[MultiTracker], Any]) -> Any:
+        """One operation on the multi-tracker; backend failures are collected, not raised.
+        Returns what the operation returned (None if it raised)."""
         assert self.tracker is not None
+        returned = None
         with self.problems.guard():
-            operation(self.tracker)
+            returned = operation(self.tracker)
         self._collect_errors(self.tracker)
+        return returned
 
     def _collect_errors(self, tracker: MultiTracker) -> None:
         for name, exc in tracker.errors[self._errors_seen:]:
@@ -306,6 +306,8 @@ class _TrackDirKeeper:
 def _vetoed(logged: LoggedResult, nodeid: str, config: pytest.Config,
             problems: ProblemSink) -> bool:
     """A ``pytest_insidellms_result`` hook returned False: the result is not logged."""
+    if not config.hook.pytest_insidellms_result.get_hookimpls():
+        return False  # calling a hook nobody implements still costs a dozen calls
     verdicts = problems.call_hook("pytest_insidellms_result", result=logged.result,
                                   nodeid=nodeid, prefix=logged.prefix, config=config)
     return any(v is False for v in verdicts)
@@ -340,6 +342,12 @@ def _report_outages(spoolers: list[SpoolingTracker], problems: ProblemSink) -> N
             problems.add(spooler.backend_name, outage, first=True)
 
 
+def spoolers(tracker: MultiTracker | None) -> list[SpoolingTracker]:
+    """The session's remote backends (each behind its spool)."""
+    trackers = tracker.trackers if tracker is not None else []
+    return [t for t in trackers if isinstance(t, SpoolingTracker)]
+
+
 def case_journals(tracker: MultiTracker, run_id: str, opener: HeldFile) -> list[JournalWriter]:
     """The journals this machine keeps of ``run_id``: a local backend's run, a spool's."""
     ids = tracker.child_run_ids(run_id)
@@ -350,7 +358,7 @@ def case_journals(tracker: MultiTracker, run_id: str, opener: HeldFile) -> list[
         name = names[index] if names.count(names[index]) == 1 else f"{names[index]}#{index}"
         local = backend.spool if isinstance(backend, SpoolingTracker) else backend
         if name in ids and isinstance(local, LocalFileTracker):
-            journals.append(JournalWriter(local.run_path(ids[name]) / JOURNAL, opener))
+            journals.append(local.journal_writer(ids[name], opener))
     return journals
 
 
