@@ -212,21 +212,22 @@ def _keep_result(item: pytest.Item, value: Any) -> Any:
     state = item.stash.get(TEST_STATE, None)
     if state is None:
         return None
-    from .wire import MetricsEvent
-
-    prefix = case_prefix(item.nodeid, state.marker.kwargs if state.marker else None)
+    prefix = case_prefix(state.events.nodeid, state.marker.kwargs if state.marker else None)
     if metrics is not None:
         from .experiment_tracking.base import validate_metrics
+        from .wire import MetricsEvent
 
         state.events.append(MetricsEvent("module", validate_metrics(
             {f"{prefix}{k}": v for k, v in metrics.items()})))
         return None
     from .fixture import as_experiment_result
-    from .marker import fill_metadata
     from .wire import ResultEvent
 
     result = as_experiment_result(value)
-    fill_metadata(result, state.marker_fields)
+    if state.marker_fields:  # the marker fills what the result leaves empty
+        from .marker import fill_metadata
+
+        fill_metadata(result, state.marker_fields)
     state.events.append(ResultEvent("module", result, prefix, "returned",
                                     state.marker_fields.get("params", {})))
     return None
@@ -312,9 +313,10 @@ class TrackingHooks:
             weakref.WeakKeyDictionary())
         #: Fixture calls made after their test ended (from a thread it left running).
         self.late: list[tuple[str, Event]] = []
-        #: The events of the test running now, and the test, for shared_tracker.
+        #: The events of the test running now, the test (for shared_tracker) and its state.
         self.current: TestEvents | None = None
         self.current_item: pytest.Item | None = None
+        self.current_state: ItemState | None = None
         #: The backends that passed their checks (set by the session side).
         self.usable: list[str] | None = None
 
@@ -328,7 +330,9 @@ class TrackingHooks:
     def state_of(self, item: pytest.Item, mark: pytest.Mark | None = None,
                  fields: dict[str, Any] | None = None) -> ItemState:
         events = self.events_of(item)
-        return ItemState(events, mark, fields or {}, module=events.nodeid.split("::", 1)[0])
+        self.current_state = ItemState(events, mark, fields or {},
+                                       module=events.nodeid.split("::", 1)[0])
+        return self.current_state
 
     def take_late(self) -> list[tuple[str, Event]]:
         late = []
@@ -356,7 +360,9 @@ class TrackingHooks:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
-        state = item.stash.get(TEST_STATE, None)
+        # The running test's state, without the stash's lookup (three calls, three times a test).
+        state = (self.current_state if item is self.current_item
+                 else item.stash.get(TEST_STATE, None))
         if state is None:
             return report
         if report.when == "teardown":

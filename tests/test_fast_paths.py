@@ -158,3 +158,26 @@ def test_a_guard_that_holds_no_warnings_still_turns_an_exception_into_a_problem(
     shown = [str(w.message) for w in seen]
     assert any("held by the inner guard" in text for text in shown)
     assert any("disk full" in text for text in shown)
+
+
+JSON_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8),
+              st.floats(allow_nan=False, allow_infinity=False)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.text(max_size=5), inner, max_size=3)),
+    max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=JSON_VALUES)
+def test_journal_lines_are_what_the_json_module_encodes(data: Any) -> None:
+    from pytest_insidellms.experiment_tracking.journal import _ENCODER, _encode
+
+    assert _encode(data) == _ENCODER.encode(data)
+
+
+def test_a_non_finite_float_is_refused_in_a_journal_line() -> None:
+    from pytest_insidellms.experiment_tracking.journal import _encode
+
+    with pytest.raises(ValueError):
+        _encode({"m": math.nan})

@@ -72,7 +72,7 @@ class Recorder:
 def pytest_sessionstart(session):
     assembler = session.config.pluginmanager.get_plugin("insidellms-session")
     if assembler is not None:
-        assembler.consumers.append(Recorder())
+        assembler.add_consumer(Recorder())
 """
 
 

@@ -39,6 +39,22 @@ JOURNAL: Final = "journal.jsonl"
 _NON_FINITE: Final = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 #: Built once: json.dumps with options builds an encoder per call, a third of an append.
 _ENCODER: Final = json.JSONEncoder(default=str, allow_nan=False)
+
+
+def _c_encode() -> Callable[[Any], str]:
+    """``_ENCODER.encode`` without its two Python-level frames and the C encoder it builds
+    on every call (three lines a test go through it): the json module's own C encoder, made
+    once. No circular check: every line is plain data this module built (params went through
+    ``to_jsonable``, which cuts cycles)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no _json: the pure-Python encoder
+        return _ENCODER.encode
+    chunks = make(None, str, json.encoder.encode_basestring_ascii, None, ": ", ", ",
+                  False, False, False)
+    return lambda data: "".join(chunks(data, 0))
+
+
+_encode: Final = _c_encode()
 _APPEND_FLAGS: Final = (os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
                         | getattr(os, "O_CLOEXEC", 0))
 
@@ -112,7 +128,7 @@ def encode_entry(entry: JournalEntry | CaseEntry) -> bytes:
         data = {"kind": "params", "params": entry.params}
     else:
         data = {"kind": "artifact", **entry.record()}
-    return (_ENCODER.encode(data) + "\n").encode("utf-8")
+    return (_encode(data) + "\n").encode("utf-8")
 
 
 def decode_entry(line: bytes) -> JournalEntry | CaseEntry | None:
@@ -498,7 +514,7 @@ def materialize(run_dir: Path, final_state: dict[str, Any] | None,
             for point in mirror.points:
                 write_point(point.decode("utf-8"))
         else:
-            summary = summarize(run_dir, lambda entry: write_point(_ENCODER.encode(entry.record())))
+            summary = summarize(run_dir, lambda entry: write_point(_encode(entry.record())))
         handle.write("\n]\n" if summary.metrics_count else "]\n")
     write_json_atomic(run_dir / "params.json", summary.params)
     write_json_atomic(run_dir / "artifacts.json", summary.artifacts)

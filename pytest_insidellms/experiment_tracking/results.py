@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from collections import Counter
+from typing import Any, Final
 
 from ..types import ResultStatus
 
@@ -55,7 +56,7 @@ def flatten_experiment_result(result: Any, prefix: str = "") -> tuple[dict[str, 
             value = getattr(score, name, None)
             if value is None:
                 continue
-            if not _is_number(value):
+            if type(value) is not float and not _is_number(value):
                 raise TypeError(f"score.{name} must be a number or None, got {value!r}")
             metrics[name] = float(value)
 
@@ -85,16 +86,13 @@ def flatten_experiment_result(result: Any, prefix: str = "") -> tuple[dict[str, 
 
 
 def _counted_metrics(result: Any) -> dict[str, Any]:
-    counts = dict.fromkeys(_STATUS_COUNTS.values(), 0)
-    total = 0
-    for status in _statuses(result):
-        total += 1
-        # A member's _value_ is a plain attribute: its value property costs a call, and so
-        # does hashing the member.
-        text = status._value_ if type(status) is ResultStatus else _status_text(status, total - 1)
-        name = _STATUS_COUNTS.get(text)
-        if name is not None:
-            counts[name] += 1
+    statuses = _statuses(result)
+    # A member's _value_ is a plain attribute: its value property costs a call, and so does
+    # hashing the member.
+    texts = Counter([status._value_ if type(status) is ResultStatus else _status_text(status, i)
+                     for i, status in enumerate(statuses)])
+    counts = {name: texts.get(text, 0) for text, name in _STATUS_COUNTS.items()}
+    total = len(statuses)
     return {
         "success_rate": counts["success_count"] / total if total else 0.0,
         "total_count": float(total),
@@ -124,7 +122,11 @@ def _statuses(result: Any) -> list[Any]:
     results: Any = result.results
     if isinstance(results, (str, bytes)) or not hasattr(results, "__iter__"):
         raise TypeError(f"results must be a list of ProbeResult, got {type(results).__name__}")
-    return [getattr(item, "status", None) for item in results]
+    items = results if type(results) is list else list(results)
+    try:
+        return [item.status for item in items]
+    except AttributeError:  # an item without one: named by _status_text
+        return [getattr(item, "status", None) for item in items]
 
 
 def _status_text(status: Any, index: int) -> str:
@@ -148,4 +150,9 @@ def _duration(result: Any) -> float | None:
 
 
 def _is_number(value: Any) -> bool:
+    if type(value) in _EXACT_NUMBERS:
+        return True  # numbers.Real is an ABC: its isinstance costs three calls
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+_EXACT_NUMBERS: Final = frozenset({float, int})

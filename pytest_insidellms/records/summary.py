@@ -16,6 +16,8 @@ Definitions (all counts are of records unless said otherwise):
 
 from __future__ import annotations
 
+from collections import Counter
+
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -124,13 +126,13 @@ class StatusCounts:
 
     def add_groups(self, module: str, groups: list[tuple[str | None, str]]) -> None:
         """Count one case's ``(experiment, status)`` pairs (its records') in."""
-        for experiment, status in groups:
+        for (experiment, status), n in Counter(groups).items():  # a case has few distinct
             key = (module, experiment or "")
             group = self._groups.get(key)
             if group is None:
                 group = self._groups[key] = (experiment, {})
             counts = group[1]
-            counts[status] = counts.get(status, 0) + 1
+            counts[status] = counts.get(status, 0) + n
 
     def summary(self) -> dict[str, Any]:
         """The part of summary.json the table reads: its experiments, in summary order."""

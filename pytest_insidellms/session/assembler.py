@@ -45,7 +45,12 @@ class CaseConsumer:
 class CaseAssembler:
     def __init__(self, config: pytest.Config, consumers: list[CaseConsumer],
                  problems: ProblemSink, hooks: TrackingHooks) -> None:
-        self.consumers = consumers
+        self.consumers: list[CaseConsumer] = []
+        # Per report and per case, only the consumers that read them (the defaults ignore).
+        self._readers_of_events: list[CaseConsumer] = []
+        self._readers_of_cases: list[CaseConsumer] = []
+        for consumer in consumers:
+            self.add_consumer(consumer)
         self._hooks = hooks
         #: Under ``--dist each`` every worker runs every test: each copy is a case, and a
         #: module (or an experiment) is complete once every worker's copies have finished.
@@ -59,6 +64,14 @@ class CaseAssembler:
         self.collected: list[str] | None = None
         #: Modules the consumers have heard of (see _take).
         self._announced: set[str] = set()
+
+    def add_consumer(self, consumer: CaseConsumer) -> None:
+        """Feed ``consumer`` too, after those already fed."""
+        self.consumers.append(consumer)
+        if type(consumer).on_events is not CaseConsumer.on_events:
+            self._readers_of_events.append(consumer)
+        if type(consumer).on_case is not CaseConsumer.on_case:
+            self._readers_of_cases.append(consumer)
 
     # -- reports ----------------------------------------------------------------------------
 
@@ -80,6 +93,16 @@ class CaseAssembler:
         payload = self._payload_of(report)
         nodeid = report.nodeid
         module = nodeid.split("::", 1)[0]
+        if payload is None:
+            # A single process sends no payload for a phase with nothing in it; the
+            # consumers still hear of each module once, with its size from the collection.
+            if module not in self._announced:
+                self._announced.add(module)
+                expected = self._hooks.module_tests.get(module)
+                for consumer in self._readers_of_events:
+                    consumer.on_events(module, nodeid, expected, [])
+            if report.when == "setup" and report.outcome == "passed":
+                return  # changes nothing a case keeps
         worker: str | None = getattr(report, "worker_id", None) if self._each else None
         key = (worker, nodeid)
         case = self._cases.get(key)
@@ -87,13 +110,6 @@ class CaseAssembler:
             case = self._cases[key] = CaseState()
         if payload is not None:
             self._deliver(payload, case, module, nodeid, worker)
-        elif module not in self._announced:
-            # A single process sends no payload for a phase with nothing in it; the
-            # consumers still hear of each module once, with its size from the collection.
-            self._announced.add(module)
-            expected = self._hooks.module_tests.get(module)
-            for consumer in self.consumers:
-                consumer.on_events(module, nodeid, expected, [])
         phase = _phase(report, None if payload is None else payload.error_type)
         case.advance(phase)
         if not phase.final:
@@ -116,7 +132,7 @@ class CaseAssembler:
             if payload.experiment is not None:
                 payload.experiment = replace(payload.experiment,
                                              cases=payload.experiment.cases * self._copies)
-        for consumer in self.consumers:
+        for consumer in self._readers_of_events:
             consumer.on_events(module, nodeid, expected, payload.events)
         self._late(payload.late)
         for event in payload.events:
@@ -153,7 +169,7 @@ class CaseAssembler:
 
     def _finished(self, case: FinishedCase) -> None:
         case = as_attempt(case)
-        for consumer in self.consumers:
+        for consumer in self._readers_of_cases:
             consumer.on_case(case)
 
     def _payload_of(self, report: pytest.TestReport) -> Payload | None:
