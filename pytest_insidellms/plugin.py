@@ -13,9 +13,11 @@ and the hooks that ship events (:class:`TrackingHooks`) are not even registered.
 
 from __future__ import annotations
 
+import weakref
 from collections import Counter
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from types import FunctionType
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -23,7 +25,6 @@ import pytest
 from . import hookspecs, options
 
 if TYPE_CHECKING:
-    import weakref
     from pathlib import Path
 
     from .cases import ExperimentInfo
@@ -186,16 +187,41 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None]:
+    global _running
     original = getattr(item, "obj", None)
     if not isinstance(item, pytest.Function) or not callable(original):
         return (yield)
-    from .capture import capturing
-
-    item.obj = capturing(original, lambda value: _keep_result(item, value))
+    item.obj = _capturing(original)
+    previous, _running = _running, item  # a test may run a pytest session of its own
     try:
         return (yield)
     finally:
         item.obj = original
+        _running = previous
+
+
+#: The test whose call is running: what its captured return value belongs to.
+_running: pytest.Item | None = None
+#: One capturing wrapper per test function, made at its first case, not at every case.
+_WRAPPERS: weakref.WeakKeyDictionary[Callable[..., Any], Callable[..., Any]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _capturing(func: Callable[..., Any]) -> Callable[..., Any]:
+    wrapper = _WRAPPERS.get(func) if type(func) is FunctionType else None
+    if wrapper is None:
+        from .capture import capturing
+
+        wrapper = capturing(func, _keep_running)
+        if type(func) is FunctionType:  # a bound method is a new object every time
+            _WRAPPERS[func] = wrapper
+    return wrapper
+
+
+def _keep_running(value: Any) -> Any:
+    if value is None or _running is None:
+        return value
+    return _keep_result(_running, value)
 
 
 def _keep_result(item: pytest.Item, value: Any) -> Any:
@@ -295,8 +321,6 @@ class TrackingHooks:
     """Registered in every process of a tracked session (xdist workers included)."""
 
     def __init__(self, config: pytest.Config) -> None:
-        import weakref
-
         self.worker = is_xdist_worker(config)
         #: Tests per module and cases per (module, experiment), from this process's
         #: collection: shipped on reports, since the replaying process does not collect

@@ -181,3 +181,34 @@ def test_a_non_finite_float_is_refused_in_a_journal_line() -> None:
 
     with pytest.raises(ValueError):
         _encode({"m": math.nan})
+
+
+def test_each_test_function_is_wrapped_once_and_every_case_keeps_its_own_result(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_cases="""
+        import pytest
+        from pytest_insidellms import plugin
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_case(n):
+            return {"n": float(n)}
+
+        class TestMethods:
+            def test_method(self):
+                return {"m": 1.0}
+
+        def test_wrappers():
+            functions = [f for f in plugin._WRAPPERS
+                         if (f.__module__, f.__name__) == ("test_cases", "test_case")]
+            assert len(functions) == 1  # three cases, one wrapper
+    """)
+    result = pytester.runpytest("--track", "local", "--track-dir", "runs", "-p", "no:randomly")
+    result.assert_outcomes(passed=5)
+    metrics = {}
+    for path in (pytester.path / "runs").rglob("metrics.json"):
+        for point in json.loads(path.read_text()):
+            metrics.update(point["metrics"])
+    assert {k: v for k, v in metrics.items() if k.endswith(("/n", "/m"))} == {
+        "test_case/0/n": 0.0, "test_case/1/n": 1.0, "test_case/2/n": 2.0,
+        "TestMethods/test_method/m": 1.0}
