@@ -208,12 +208,13 @@ _WRAPPERS: weakref.WeakKeyDictionary[Callable[..., Any], Callable[..., Any]] = (
 
 
 def _capturing(func: Callable[..., Any]) -> Callable[..., Any]:
-    wrapper = _WRAPPERS.get(func) if type(func) is FunctionType else None
+    cacheable = type(func) is FunctionType  # a bound method is a new object every time
+    wrapper = _WRAPPERS.get(func) if cacheable else None
     if wrapper is None:
         from .capture import capturing
 
         wrapper = capturing(func, _keep_running)
-        if type(func) is FunctionType:  # a bound method is a new object every time
+        if cacheable:
             _WRAPPERS[func] = wrapper
     return wrapper
 
@@ -337,25 +338,26 @@ class TrackingHooks:
             weakref.WeakKeyDictionary())
         #: Fixture calls made after their test ended (from a thread it left running).
         self.late: list[tuple[str, Event]] = []
-        #: The events of the test running now, the test (for shared_tracker) and its state.
-        self.current: TestEvents | None = None
+        #: The test running now (for shared_tracker) and its state.
         self.current_item: pytest.Item | None = None
         self.current_state: ItemState | None = None
         #: The backends that passed their checks (set by the session side).
         self.usable: list[str] | None = None
 
-    def events_of(self, item: pytest.Item) -> TestEvents:
-        from .wire import TestEvents
-
-        self.current = TestEvents(item.nodeid, self.late)
-        self.current_item = item
-        return self.current
+    @property
+    def current(self) -> TestEvents | None:
+        """The events of the test running now."""
+        return None if self.current_state is None else self.current_state.events
 
     def state_of(self, item: pytest.Item, mark: pytest.Mark | None = None,
                  fields: dict[str, Any] | None = None) -> ItemState:
-        events = self.events_of(item)
-        self.current_state = ItemState(events, mark, fields or {},
-                                       module=events.nodeid.split("::", 1)[0])
+        """A fresh state for ``item``, which is the running test from now on."""
+        from .wire import TestEvents
+
+        nodeid = item.nodeid
+        self.current_item = item
+        self.current_state = ItemState(TestEvents(nodeid, self.late), mark, fields or {},
+                                       module=nodeid.split("::", 1)[0])
         return self.current_state
 
     def take_late(self) -> list[tuple[str, Event]]:
@@ -429,7 +431,6 @@ class TrackingHooks:
             from .wire import late_to_wire
 
             output["insidellms_late"] = late_to_wire(self.take_late())
-
 
 
 class WorkerCleanup:

@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import PurePath
-from typing import Any
+from typing import Any, Final
 
 __all__ = [
+    "JSON_SCALARS",
     "ExperimentResult",
     "ModelInfo",
     "ProbeCategory",
@@ -201,17 +202,19 @@ def to_jsonable(value: Any) -> Any:
     """
     # The common cases first, without the cycle bookkeeping of the general walk.
     kind = type(value)
-    if kind in _PLAIN:
+    if kind in JSON_SCALARS:
         return value
     if kind is dict and not value:
         return {}
-    if isinstance(value, enum.Enum) and type(value.value) in _PLAIN:
+    if isinstance(value, enum.Enum) and type(value.value) in JSON_SCALARS:
         return value.value
     return _jsonable(value, set())
 
 
-#: Exact types that are already plain JSON (subclasses such as enums take the long way).
-_PLAIN = frozenset({str, int, float, bool, type(None)})
+#: Exact types that are already plain JSON: to_jsonable returns them as they are, and the
+#: journal and redaction take dicts of them on their fast paths (subclasses such as enums
+#: take the long way).
+JSON_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 
 
 def _jsonable(value: Any, path: set[int]) -> Any:

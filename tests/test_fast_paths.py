@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,7 +25,7 @@ from pytest_insidellms.experiment_tracking.base import (
     validate_params,
     validate_result,
 )
-from pytest_insidellms.experiment_tracking.journal import _indented
+from pytest_insidellms.experiment_tracking.journal import _ENCODER, _encode, _indented
 from pytest_insidellms.experiment_tracking.names import (
     FIXED_RESULT_NAMES,
     joins_cleanly,
@@ -136,11 +137,6 @@ def test_run_files_are_indented_as_json_dumps_indents_them(data: Any) -> None:
     assert _indented(data) == json.dumps(data, indent=2, default=str, allow_nan=False)
 
 
-def test_a_non_finite_param_value_is_refused_by_the_fast_encoder_too() -> None:
-    with pytest.raises(ValueError):
-        _indented({"a": math.inf})
-
-
 def test_a_guard_that_holds_no_warnings_still_turns_an_exception_into_a_problem(
     pytester: pytest.Pytester,
 ) -> None:
@@ -171,16 +167,16 @@ JSON_VALUES = st.recursive(
 @settings(max_examples=300, deadline=None)
 @given(data=JSON_VALUES)
 def test_journal_lines_are_what_the_json_module_encodes(data: Any) -> None:
-    from pytest_insidellms.experiment_tracking.journal import _ENCODER, _encode
-
     assert _encode(data) == _ENCODER.encode(data)
 
 
-def test_a_non_finite_float_is_refused_in_a_journal_line() -> None:
-    from pytest_insidellms.experiment_tracking.journal import _encode
-
+@pytest.mark.parametrize("encode", [_indented, _encode], ids=["run file", "journal line"])
+@pytest.mark.parametrize("value", [math.inf, math.nan])
+def test_a_non_finite_float_is_refused_by_the_fast_encoders_too(
+    encode: Callable[[Any], str], value: float
+) -> None:
     with pytest.raises(ValueError):
-        _encode({"m": math.nan})
+        encode({"m": value})
 
 
 def test_each_test_function_is_wrapped_once_and_every_case_keeps_its_own_result(

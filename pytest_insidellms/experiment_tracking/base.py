@@ -638,8 +638,7 @@ def validate_result(
     if not joins_cleanly(prefix, metrics, params):
         return (validate_metrics({f"{prefix}{k}": v for k, v in metrics.items()}),
                 validate_params({f"{prefix}{k}": v for k, v in params.items()}, redact_patterns))
-    clean_params = {f"{prefix}{k}": v if type(v) in _PLAIN_PARAM else param_value(v)
-                    for k, v in params.items()}
+    clean_params = {f"{prefix}{k}": param_value(v) for k, v in params.items()}
     return ({f"{prefix}{k}": v for k, v in metrics.items()},
             redact_params(clean_params, redact_patterns))
 

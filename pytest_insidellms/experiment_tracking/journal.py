@@ -35,6 +35,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Final, Protocol
 
+from ..types import JSON_SCALARS
+
 JOURNAL: Final = "journal.jsonl"
 _NON_FINITE: Final = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 #: Built once: json.dumps with options builds an encoder per call, a third of an append.
@@ -114,6 +116,19 @@ class CaseEntry:
     ``sync`` count."""
 
     case: dict[str, Any]
+
+
+def result_entries(metrics: dict[str, float], params: dict[str, Any], step: int | None,
+                   timestamp: float) -> list[JournalEntry]:
+    """The entries of one logged result (``_record_result``): its metrics at ``step``, if
+    any, then its params, if any."""
+    entries: list[JournalEntry] = []
+    if metrics:
+        assert step is not None
+        entries.append(MetricsEntry.at(step, metrics, timestamp))
+    if params:
+        entries.append(ParamsEntry(params))
+    return entries
 
 
 def encode_entry(entry: JournalEntry | CaseEntry) -> bytes:
@@ -365,21 +380,17 @@ class JournalMirror:
             return False
 
     def add(self, entry: JournalEntry | CaseEntry, line: bytes) -> None:
-        if isinstance(entry, MetricsEntry):
-            self.summary.metrics_count += 1
-            self.summary.last_step = max(self.summary.last_step, entry.step)
-            if self._room >= 0:
-                # The line is the entry's record with the kind in front: the same encoder,
-                # the same keys in the same order.
-                point = b"{" + line[len(_METRICS_HEAD):-1]
-                self._room -= len(point)
-                self.points.append(point)
-                if self._room < 0:
-                    self.points.clear()
-        elif isinstance(entry, ParamsEntry):
-            self.summary.params.update(entry.params)
-        elif isinstance(entry, ArtifactEntry):
-            self.summary.artifacts.append(entry.record())
+        if isinstance(entry, CaseEntry):
+            return  # not a logging call: no run file holds it
+        dispatch(entry, self.summary)
+        if isinstance(entry, MetricsEntry) and self._room >= 0:
+            # The line is the entry's record with the kind in front: the same encoder, the
+            # same keys in the same order.
+            point = b"{" + line[len(_METRICS_HEAD):-1]
+            self._room -= len(point)
+            self.points.append(point)
+            if self._room < 0:
+                self.points.clear()
 
 
 def ends_with_newline(path: Path) -> bool:
@@ -541,13 +552,12 @@ def _indented(data: Any) -> str:
     the C encoder with an indent), a third of a module run's end for 3,000 params; a flat
     dict of scalars, the usual params.json, comes out the same from the C encoder when the
     separators carry the newline and indent."""
-    if type(data) is dict and data and {*map(type, data.values())} <= _SCALARS:
+    if type(data) is dict and data and {*map(type, data.values())} <= JSON_SCALARS:
         inner = _FLAT_ENCODER.encode(data)
         return f"{{\n  {inner[1:-1]}\n}}"
     return json.dumps(data, indent=2, default=str, allow_nan=False)
 
 
-_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 _FLAT_ENCODER: Final = json.JSONEncoder(separators=(",\n  ", ": "), allow_nan=False)
 
 

@@ -10,7 +10,8 @@ Layout (the reference layout, plus ``journal.jsonl`` and ``children/``)::
         children/<child run id>/   nested runs, same layout
 
 The four end-of-run files are rebuilt from the journal (see :mod:`.journal`) in one pass, or
-from what this tracker wrote to it when nothing else did, and replaced atomically, so a run whose process was killed can still be read back completely with
+from what this tracker wrote to it when nothing else did, and replaced atomically, so a run
+whose process was killed can still be read back completely with
 :meth:`LocalFileTracker.load_run` (its status is then ``running``). An open run holds no file
 open, so any number of runs may be open at once. Non-finite metric values are written as the
 strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` and read back as floats.
@@ -30,8 +31,8 @@ from typing import Any
 from .base import Artifact, ExperimentTracker, Run
 from .config import TrackingConfig
 from .journal import JOURNAL as JOURNAL
-from .journal import (AppendFile, ArtifactEntry, JournalMirror, JournalWriter, MetricsEntry, ParamsEntry,
-                      summarize)
+from .journal import (AppendFile, ArtifactEntry, JournalMirror, JournalWriter, MetricsEntry,
+                      ParamsEntry, result_entries, summarize)
 from .journal import decode_float as decode_float
 from .journal import materialize as materialize
 from .journal import write_json_atomic as write_json_atomic
@@ -74,8 +75,8 @@ class LocalFileTracker(ExperimentTracker[LocalRun]):
         taken = frozenset(open_id.casefold() for open_id in self._runs)
         path = claim_directory(base, safe_id(run_id or name), reserved=taken)
         (path / "artifacts").mkdir()
-        (path / JOURNAL).touch()  # a run that never logs is still a run to find and replay
         journal = path / JOURNAL
+        journal.touch()  # a run that never logs is still a run to find and replay
         run = LocalRun(run_id=path.name, name=name, parent=parent, path=path,
                        journal=JournalWriter(journal, mirror=JournalMirror(journal)))
         metadata: dict[str, Any] = {
@@ -122,12 +123,7 @@ class LocalFileTracker(ExperimentTracker[LocalRun]):
 
     def _record_result(self, run: LocalRun, metrics: dict[str, float], params: dict[str, Any],
                        step: int | None, timestamp: float) -> None:
-        entries: list[MetricsEntry | ParamsEntry] = []
-        if metrics:
-            assert step is not None
-            entries.append(MetricsEntry.at(step, metrics, timestamp))
-        if params:
-            entries.append(ParamsEntry(params))
+        entries = result_entries(metrics, params, step, timestamp)
         if entries:
             run.journal.append(*entries)
 

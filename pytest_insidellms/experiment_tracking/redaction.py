@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final
 
+from ..types import JSON_SCALARS
+
 if TYPE_CHECKING:
     from .config import TrackingConfig
 
@@ -144,7 +146,7 @@ def _nothing_to_redact(params: dict[str, Any]) -> bool:
     value's) text is a piece of the joined text, so a search that finds nothing there cannot
     find anything in one of them; a hit, real or across a join, takes the exact path."""
     values = params.values()
-    if not {*map(type, values)} <= _SCALARS:
+    if not {*map(type, values)} <= JSON_SCALARS:
         return False
     names = "\n".join(params).lower()
     if _SECRET_WORD_HINT.search(names) or _SECRET_NAME.search(_alnum(names)):
@@ -152,8 +154,6 @@ def _nothing_to_redact(params: dict[str, Any]) -> bool:
     text = "\n".join([v for v in values if type(v) is str])
     return _SECRET_VALUE_HINT.search(text) is None
 
-
-_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 
 
 def redact_config(config: TrackingConfig) -> TrackingConfig:

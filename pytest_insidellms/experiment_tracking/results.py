@@ -56,7 +56,7 @@ def flatten_experiment_result(result: Any, prefix: str = "") -> tuple[dict[str, 
             value = getattr(score, name, None)
             if value is None:
                 continue
-            if type(value) is not float and not _is_number(value):
+            if not _is_number(value):
                 raise TypeError(f"score.{name} must be a number or None, got {value!r}")
             metrics[name] = float(value)
 

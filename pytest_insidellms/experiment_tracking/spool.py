@@ -42,6 +42,7 @@ from .journal import (
     MetricsEntry,
     ParamsEntry,
     dispatch,
+    result_entries,
     write_json_atomic,
 )
 from .local import LocalFileTracker, LocalRun
@@ -197,11 +198,8 @@ class SpoolingTracker(ExperimentTracker[SpoolRun]):
                        step: int | None, timestamp: float) -> None:
         self._warn_once()
         self.spool._core_result(run.local, metrics, params, step, timestamp)
-        if metrics:
-            assert step is not None
-            self._delivery.put("entry", run, MetricsEntry.at(step, metrics, timestamp))
-        if params:
-            self._delivery.put("entry", run, ParamsEntry(params))
+        for entry in result_entries(metrics, params, step, timestamp):
+            self._delivery.put("entry", run, entry)
 
     def _record_artifact(self, run: SpoolRun, artifact: Artifact) -> None:
         self._warn_once()

@@ -185,8 +185,7 @@ def record_groups(case: FinishedCase) -> list[tuple[str | None, str]]:
     for logged in case.results:
         if logged.origin == "returned":
             name = _experiment_name(case, logged)
-            groups += [(name, status._value_ if type(status) is ResultStatus else _status(status))
-                       for status in [result.status for result in logged.result.results]]
+            groups += [(name, _status(result.status)) for result in logged.result.results]
     if not groups:
         info = case.experiment
         return [(info.name if info else None, STATUS_OF_OUTCOME[case.outcome])]

@@ -16,9 +16,8 @@ Definitions (all counts are of records unless said otherwise):
 
 from __future__ import annotations
 
-from collections import Counter
-
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
